@@ -1,0 +1,55 @@
+// Ports the domain layer depends on. Implementations live in src/infra (OTel, Redis, catalog),
+// so kasmina/ and isolation/ never import grpc, OTel or Redis.
+
+/** Monotonic seconds (TTLs, breakers, nonces, embargo) and wall-clock milliseconds (freshness, timestamps). */
+export interface Clock {
+  monotonic(): number;
+  wallMs(): number;
+}
+
+export const systemClock: Clock = {
+  monotonic: () => performance.now() / 1000,
+  wallMs: () => Date.now(),
+};
+
+/** A clock tests move by hand; never sleeps. */
+export class FakeClock implements Clock {
+  constructor(
+    public mono = 0,
+    public wall = 1_790_000_000_000,
+  ) {}
+  monotonic(): number {
+    return this.mono;
+  }
+  wallMs(): number {
+    return this.wall;
+  }
+  advance(seconds: number): void {
+    this.mono += seconds;
+    this.wall += seconds * 1000;
+  }
+}
+
+export type MetricAttributes = Readonly<Record<string, string>>;
+
+export interface Counter {
+  add(value: number, attributes?: MetricAttributes): void;
+}
+
+export interface Histogram {
+  record(value: number, attributes?: MetricAttributes): void;
+}
+
+/** The metrics sink of the domain layer; instrument names are binding (DESIGN §2). */
+export interface MetricsPort {
+  counter(name: string, description: string, unit?: string): Counter;
+  histogram(name: string, description: string, unit?: string): Histogram;
+}
+
+const noopCounter: Counter = { add: () => undefined };
+const noopHistogram: Histogram = { record: () => undefined };
+
+export const noopMetrics: MetricsPort = {
+  counter: () => noopCounter,
+  histogram: () => noopHistogram,
+};
