@@ -1,0 +1,160 @@
+// One typed table of configuration variables, parsed and validated in one place (DESIGN §2, §4).
+// A bad value fails start-up with a message naming the variable.
+import { readFileSync } from "node:fs";
+
+export type BusKind = "none" | "memory" | "redis";
+export type IsolationBackendPreference = "auto" | "tensorflow-gpu" | "tensorflow" | "wasm" | "js";
+export type LifecyclePacing = "driven" | "immediate";
+
+export interface KasminaConfig {
+  /** HMAC secret for command signing; undefined ⇒ every command is refused (verifier_unavailable). */
+  secret: string | undefined;
+  host: string;
+  port: number;
+  bus: BusKind;
+  redisUrl: string;
+  cacheTtlSeconds: number;
+  gcFrequency: number;
+  latencyBudgetMs: number;
+  fallbackBlueprint: string | undefined;
+  embargoSeconds: number;
+  nonceTtlSeconds: number;
+  freshnessWindowSeconds: number;
+  projectionSamples: number;
+  isolationThreshold: number;
+  isolationBackend: IsolationBackendPreference;
+  blueprintCatalog: string | undefined;
+  trainingRunId: string | undefined;
+  maxMessageBytes: number;
+  lifecyclePacing: LifecyclePacing;
+  alphaTotalSteps: number;
+  alphaTemperature: number;
+  prometheusPort: number | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsClientCa: string | undefined;
+  authToken: string | undefined;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function num(env: Env, name: string, fallback: number, check: (n: number) => string | undefined): number {
+  const text = raw(env, name);
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n)) throw new ConfigError(name, `expected a number, got ${JSON.stringify(text)}`);
+  const problem = check(n);
+  if (problem !== undefined) throw new ConfigError(name, `${problem}, got ${text}`);
+  return n;
+}
+
+const nonNegative = (n: number): string | undefined => (n < 0 ? "must be >= 0" : undefined);
+const positive = (n: number): string | undefined => (n <= 0 ? "must be > 0" : undefined);
+const integer =
+  (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (n: number): string | undefined =>
+    Number.isInteger(n) && n >= min && n <= max ? undefined : `must be an integer in [${min}, ${max}]`;
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const text = raw(env, name);
+  if (text === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new ConfigError(name, `expected one of ${allowed.join(", ")}, got ${JSON.stringify(text)}`);
+  }
+  return text as T;
+}
+
+function existingFile(env: Env, name: string): string | undefined {
+  const path = raw(env, name);
+  if (path === undefined) return undefined;
+  try {
+    readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(name, `cannot read ${path}: ${(error as Error).message}`);
+  }
+  return path;
+}
+
+/** The secret comes from the environment or from a file named by ESPER_LEYLINE_SECRET_FILE; it is never logged. */
+function secret(env: Env): string | undefined {
+  const direct = env["ESPER_LEYLINE_SECRET"];
+  if (direct !== undefined && direct !== "") return direct;
+  const file = raw(env, "ESPER_LEYLINE_SECRET_FILE");
+  if (file === undefined) return undefined;
+  try {
+    const value = readFileSync(file, "utf8").replace(/\r?\n$/, "");
+    if (value === "") throw new ConfigError("ESPER_LEYLINE_SECRET_FILE", `${file} is empty`);
+    return value;
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError("ESPER_LEYLINE_SECRET_FILE", `cannot read ${file}: ${(error as Error).message}`);
+  }
+}
+
+export function loadConfig(env: Env = process.env): KasminaConfig {
+  const tlsCert = existingFile(env, "KASMINA_TLS_CERT");
+  const tlsKey = existingFile(env, "KASMINA_TLS_KEY");
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new ConfigError(tlsCert === undefined ? "KASMINA_TLS_CERT" : "KASMINA_TLS_KEY", "TLS needs both KASMINA_TLS_CERT and KASMINA_TLS_KEY");
+  }
+  const tlsClientCa = existingFile(env, "KASMINA_TLS_CLIENT_CA");
+  if (tlsClientCa !== undefined && tlsCert === undefined) {
+    throw new ConfigError("KASMINA_TLS_CLIENT_CA", "mutual TLS needs KASMINA_TLS_CERT and KASMINA_TLS_KEY too");
+  }
+  const redisUrl = raw(env, "KASMINA_REDIS_URL") ?? "redis://127.0.0.1:6379";
+  if (!/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError("KASMINA_REDIS_URL", `expected a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}`);
+  }
+  const prometheus = raw(env, "KASMINA_PROMETHEUS_PORT");
+  const fallback = env["KASMINA_FALLBACK_BLUEPRINT"];
+  return {
+    secret: secret(env),
+    host: raw(env, "KASMINA_HOST") ?? "127.0.0.1",
+    port: num(env, "KASMINA_PORT", 50051, integer(0, 65535)),
+    bus: oneOf<BusKind>(env, "KASMINA_BUS", "none", ["none", "memory", "redis"]),
+    redisUrl,
+    cacheTtlSeconds: num(env, "KASMINA_CACHE_TTL_SECONDS", 300, positive),
+    gcFrequency: num(env, "KASMINA_GC_FREQUENCY", 10, integer(-1_000_000)),
+    latencyBudgetMs: num(env, "KASMINA_LATENCY_BUDGET_MS", 10, positive),
+    // An explicitly empty value disables the fallback blueprint (identity kernel only).
+    fallbackBlueprint: fallback === undefined ? "BP001" : fallback.trim() === "" ? undefined : fallback.trim(),
+    embargoSeconds: num(env, "KASMINA_EMBARGO_SECONDS", 30, nonNegative),
+    nonceTtlSeconds: num(env, "KASMINA_NONCE_TTL_SECONDS", 300, positive),
+    freshnessWindowSeconds: num(env, "KASMINA_FRESHNESS_WINDOW_SECONDS", 60, positive),
+    projectionSamples: num(env, "KASMINA_PROJECTION_SAMPLES", 256, integer(0, 1 << 24)),
+    isolationThreshold: num(env, "KASMINA_ISOLATION_THRESHOLD", 1e-6, nonNegative),
+    isolationBackend: oneOf<IsolationBackendPreference>(env, "KASMINA_ISOLATION_BACKEND", "auto", [
+      "auto",
+      "tensorflow-gpu",
+      "tensorflow",
+      "wasm",
+      "js",
+    ]),
+    blueprintCatalog: existingFile(env, "KASMINA_BLUEPRINT_CATALOG"),
+    trainingRunId: raw(env, "KASMINA_TRAINING_RUN_ID"),
+    maxMessageBytes: num(env, "KASMINA_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, integer(1024, 2 ** 31 - 1)),
+    lifecyclePacing: oneOf<LifecyclePacing>(env, "KASMINA_LIFECYCLE_PACING", "driven", ["driven", "immediate"]),
+    alphaTotalSteps: num(env, "KASMINA_ALPHA_TOTAL_STEPS", 20, integer(-1_000_000, 1_000_000)),
+    alphaTemperature: num(env, "KASMINA_ALPHA_TEMPERATURE", 2.0, (n) => (Number.isFinite(n) ? undefined : "must be finite")),
+    prometheusPort: prometheus === undefined ? undefined : num(env, "KASMINA_PROMETHEUS_PORT", 0, integer(0, 65535)),
+    tlsCert,
+    tlsKey,
+    tlsClientCa,
+    authToken: raw(env, "KASMINA_AUTH_TOKEN"),
+  };
+}

@@ -1,0 +1,170 @@
+// grpc-js has no async handlers. This adapter runs plain async functions for the three call shapes,
+// checks the bearer token, times every call, and turns every thrown value into a status through
+// status.ts, so no error reaches a client as UNKNOWN with internal text.
+import { timingSafeEqual, createHash } from "node:crypto";
+import type {
+  handleClientStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+  Metadata,
+  ServerReadableStream,
+  ServerWritableStream,
+  ServerUnaryCall,
+  sendUnaryData,
+} from "@grpc/grpc-js";
+import { status as Status } from "@grpc/grpc-js";
+import { KasminaError } from "../kasmina/errors.js";
+import type { Histogram } from "../kasmina/ports.js";
+import { toServiceError } from "./status.js";
+
+export interface CallContext {
+  readonly method: string;
+  readonly metadata: Metadata;
+  /** Aborted when the client cancels or the deadline passes. */
+  readonly signal: AbortSignal;
+}
+
+export interface AdapterOptions {
+  /** When set, every call needs `authorization: Bearer <token>`. */
+  authToken: string | undefined;
+  duration: Histogram;
+  log: (message: string) => void;
+}
+
+const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest();
+
+function authorise(options: AdapterOptions, metadata: Metadata): void {
+  if (options.authToken === undefined) return;
+  const header = metadata.get("authorization")[0];
+  const presented = typeof header === "string" && header.startsWith("Bearer ") ? header.slice(7) : "";
+  // Compare fixed-length digests so neither the content nor the length leaks through timing.
+  if (!timingSafeEqual(digest(presented), digest(options.authToken))) {
+    throw new KasminaError("unauthenticated", "missing or invalid bearer token (metadata authorization: Bearer <token>)");
+  }
+}
+
+interface CancellableCall {
+  readonly metadata: Metadata;
+  on(event: "cancelled", listener: () => void): unknown;
+}
+
+function contextFor(method: string, call: CancellableCall): CallContext {
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort(new KasminaError("unavailable", "call cancelled by the client")));
+  return { method, metadata: call.metadata, signal: controller.signal };
+}
+
+function finish(options: AdapterOptions, method: string, started: number, code: Status): void {
+  options.duration.record((performance.now() - started) / 1000, {
+    "rpc.system": "grpc",
+    "rpc.method": method,
+    "rpc.grpc.status_code": String(code),
+  });
+}
+
+export function unary<Req, Res>(
+  method: string,
+  options: AdapterOptions,
+  handler: (request: Req, context: CallContext) => Promise<Res> | Res,
+): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const started = performance.now();
+    const run = async (): Promise<Res> => {
+      authorise(options, call.metadata);
+      return handler(call.request, contextFor(method, call));
+    };
+    run().then(
+      (response) => {
+        finish(options, method, started, Status.OK);
+        callback(null, response);
+      },
+      (error: unknown) => {
+        const serviceError = toServiceError(error, options.log);
+        finish(options, method, started, serviceError.code ?? Status.UNKNOWN);
+        callback(serviceError);
+      },
+    );
+  };
+}
+
+export function clientStream<Req, Res>(
+  method: string,
+  options: AdapterOptions,
+  handler: (requests: AsyncIterable<Req>, context: CallContext) => Promise<Res>,
+): handleClientStreamingCall<Req, Res> {
+  return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
+    const started = performance.now();
+    const context = contextFor(method, call);
+    const run = async (): Promise<Res> => {
+      authorise(options, call.metadata);
+      // The call is a Readable in object mode: async iteration pulls one message at a time, which
+      // gives the stream its backpressure.
+      return handler(call as AsyncIterable<Req>, context);
+    };
+    run().then(
+      (response) => {
+        finish(options, method, started, Status.OK);
+        callback(null, response);
+      },
+      (error: unknown) => {
+        const serviceError = toServiceError(context.signal.aborted ? context.signal.reason : error, options.log);
+        finish(options, method, started, serviceError.code ?? Status.UNKNOWN);
+        // Stop reading the rest of a rejected stream.
+        call.destroy();
+        callback(serviceError);
+      },
+    );
+  };
+}
+
+export function serverStream<Req, Res>(
+  method: string,
+  options: AdapterOptions,
+  handler: (request: Req, write: (response: Res) => Promise<void>, context: CallContext) => Promise<void>,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const started = performance.now();
+    const context = contextFor(method, call);
+    // Honour the transport's backpressure: wait for drain when the write buffer is full.
+    const write = (response: Res): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (context.signal.aborted) {
+          reject(context.signal.reason);
+          return;
+        }
+        if (call.write(response)) {
+          resolve();
+          return;
+        }
+        const onDrain = (): void => {
+          context.signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        const onAbort = (): void => {
+          call.off("drain", onDrain);
+          reject(context.signal.reason);
+        };
+        call.once("drain", onDrain);
+        context.signal.addEventListener("abort", onAbort, { once: true });
+      });
+    const run = async (): Promise<void> => {
+      authorise(options, call.metadata);
+      await handler(call.request, write, context);
+    };
+    run().then(
+      () => {
+        finish(options, method, started, Status.OK);
+        call.end();
+      },
+      (error: unknown) => {
+        if (context.signal.aborted) {
+          finish(options, method, started, Status.CANCELLED);
+          return;
+        }
+        const serviceError = toServiceError(error, options.log);
+        finish(options, method, started, serviceError.code ?? Status.UNKNOWN);
+        call.emit("error", serviceError);
+      },
+    );
+  };
+}

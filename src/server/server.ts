@@ -1,0 +1,165 @@
+// The grpc-js server: KasminaService through the async adapter, grpc.health.v1 and reflection.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { ReflectionService } from "@grpc/reflection";
+import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
+import { KasminaServiceService } from "../../generated/esper/kasmina/v1/kasmina.js";
+import type { KasminaConfig } from "../config.js";
+import { invalidArgument } from "../kasmina/errors.js";
+import type { MetricsPort } from "../kasmina/ports.js";
+import { repoRoot } from "../repo-root.js";
+import { clientStream, serverStream, unary, type AdapterOptions } from "./adapter.js";
+import type { KasminaApi } from "./api.js";
+
+export const KASMINA_SERVICE_NAME = "esper.kasmina.v1.KasminaService";
+
+export interface ServerOptions {
+  config: Pick<KasminaConfig, "host" | "port" | "maxMessageBytes" | "authToken" | "tlsCert" | "tlsKey" | "tlsClientCa">;
+  api: KasminaApi;
+  metrics: MetricsPort;
+  log: (message: string) => void;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  readonly address: string;
+  /** Health of KasminaService and of the whole server ("" service). */
+  setServing(serving: boolean): void;
+  /** Health NOT_SERVING, then tryShutdown bounded by graceMs, then forceShutdown. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+type Definition = typeof KasminaServiceService;
+type Method = Definition[keyof Definition];
+
+/**
+ * Requests reach the adapter as raw bytes and are decoded there, so malformed protobuf becomes
+ * INVALID_ARGUMENT with a message instead of grpc-js's INTERNAL "error deserializing".
+ */
+function rawRequests(): ServiceDefinition {
+  const out: Record<string, Method> = {};
+  for (const [name, method] of Object.entries(KasminaServiceService) as [string, Method][]) {
+    out[name] = { ...method, requestDeserialize: (bytes: Buffer) => bytes } as unknown as Method;
+  }
+  return out as unknown as ServiceDefinition;
+}
+
+function decoder<T>(method: Method): (bytes: Buffer) => T {
+  return (bytes) => {
+    try {
+      return method.requestDeserialize(bytes) as T;
+    } catch (error) {
+      throw invalidArgument(`malformed ${method.path.split("/").pop() ?? ""} request: ${(error as Error).message}`);
+    }
+  };
+}
+
+function implementation(api: KasminaApi, options: AdapterOptions): UntypedServiceImplementation {
+  const s = KasminaServiceService;
+  const u = <Req, Res>(method: Method, handler: (req: Req, ctx: Parameters<KasminaApi["getStatus"]>[1]) => Promise<Res> | Res) => {
+    const decode = decoder<Req>(method);
+    return unary<Buffer, Res>(method.path, options, (bytes, ctx) => handler(decode(bytes), ctx));
+  };
+  const decodeChunk = decoder<Parameters<KasminaApi["reportGradients"]>[0] extends AsyncIterable<infer R> ? R : never>(s.reportGradients);
+  const decodeWatch = decoder<Parameters<KasminaApi["watchTelemetry"]>[0]>(s.watchTelemetry);
+  return {
+    applyCommand: u(s.applyCommand, api.applyCommand),
+    finalizeStep: u(s.finalizeStep, api.finalizeStep),
+    updateEpoch: u(s.updateEpoch, api.updateEpoch),
+    advanceAlpha: u(s.advanceAlpha, api.advanceAlpha),
+    exportSeedStates: u(s.exportSeedStates, api.exportSeedStates),
+    registerHost: u(s.registerHost, api.registerHost),
+    registerTeacher: u(s.registerTeacher, api.registerTeacher),
+    getIsolationStats: u(s.getIsolationStats, api.getIsolationStats),
+    recordIsolationViolation: u(s.recordIsolationViolation, api.recordIsolationViolation),
+    getRollbackPayload: u(s.getRollbackPayload, api.getRollbackPayload),
+    drainTelemetry: u(s.drainTelemetry, api.drainTelemetry),
+    getStatus: u(s.getStatus, api.getStatus),
+    reportGradients: clientStream<Buffer, Awaited<ReturnType<KasminaApi["reportGradients"]>>>(
+      s.reportGradients.path,
+      options,
+      (chunks, ctx) =>
+        api.reportGradients(
+          (async function* () {
+            for await (const bytes of chunks) yield decodeChunk(bytes);
+          })(),
+          ctx,
+        ),
+    ),
+    watchTelemetry: serverStream<Buffer, Parameters<Parameters<KasminaApi["watchTelemetry"]>[1]>[0]>(
+      s.watchTelemetry.path,
+      options,
+      (bytes, write, ctx) => api.watchTelemetry(decodeWatch(bytes), write, ctx),
+    ),
+  };
+}
+
+function credentials(config: ServerOptions["config"]): ServerCredentials {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return ServerCredentials.createInsecure();
+  const ca = config.tlsClientCa === undefined ? null : readFileSync(config.tlsClientCa);
+  return ServerCredentials.createSsl(
+    ca,
+    [{ cert_chain: readFileSync(config.tlsCert), private_key: readFileSync(config.tlsKey) }],
+    ca !== null,
+  );
+}
+
+/** Reflection needs descriptors: the buf-built set for our protos, merged with the health proto. */
+function reflection(): ReflectionService {
+  const descriptorSet = readFileSync(join(repoRoot(), "generated", "kasmina.binpb"));
+  const ours = loadFileDescriptorSetFromBuffer(descriptorSet);
+  const health = loadSync(healthProtoPath);
+  return new ReflectionService({ ...health, ...ours });
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { config, log } = options;
+  const server = new Server({
+    "grpc.max_receive_message_length": config.maxMessageBytes,
+    "grpc.max_send_message_length": config.maxMessageBytes,
+  });
+  const adapterOptions: AdapterOptions = {
+    authToken: config.authToken,
+    log,
+    duration: options.metrics.histogram("rpc.server.call.duration", "Duration of inbound gRPC calls", "s"),
+  };
+  server.addService(rawRequests(), implementation(options.api, adapterOptions));
+  const health = new HealthImplementation({ "": "NOT_SERVING", [KASMINA_SERVICE_NAME]: "NOT_SERVING" });
+  health.addToServer(server);
+  reflection().addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${config.host.includes(":") ? `[${config.host}]` : config.host}:${config.port}`, credentials(config), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
+  });
+  let draining = false;
+  const setServing = (serving: boolean): void => {
+    const status = serving && !draining ? "SERVING" : "NOT_SERVING";
+    health.setStatus("", status);
+    health.setStatus(KASMINA_SERVICE_NAME, status);
+  };
+  setServing(true);
+
+  return {
+    port,
+    address: `${config.host}:${port}`,
+    setServing,
+    async shutdown(graceMs = 5000) {
+      draining = true;
+      setServing(false);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
