@@ -53,3 +53,18 @@ export const noopMetrics: MetricsPort = {
   counter: () => noopCounter,
   histogram: () => noopHistogram,
 };
+
+/** A span as the domain sees it: ended exactly once, OK or ERROR with a reason. */
+export interface SpanHandle {
+  setAttribute(key: string, value: string | number | boolean): void;
+  recordException(error: Error): void;
+  end(outcome?: { error: string }): void;
+}
+
+/** The tracing sink of the domain layer; span names are binding (DESIGN §2). */
+export interface TracingPort {
+  startSpan(name: string, attributes?: Readonly<Record<string, string | number | boolean>>): SpanHandle;
+}
+
+const noopSpan: SpanHandle = { setAttribute: () => undefined, recordException: () => undefined, end: () => undefined };
+export const noopTracing: TracingPort = { startSpan: () => noopSpan };
