@@ -1,0 +1,196 @@
+// TTL cache (spec §11.1), used for the kernel cache and the telemetry cache.
+// Hardened: cleanup() returns how many entries it removed (KAS-H1-001), every eviction is
+// reported to a listener so the memory governor can account for all of them, and entries can
+// be pinned (no TTL) for the teacher (DESIGN §3 decision 3).
+
+import type { Clock } from "./ports.js";
+
+export const DEFAULT_TTL_SECONDS = 300;
+
+/**
+ * Why entries left a cache: `expired_get` (lazy expiry on read), `cleanup` (an explicit TTL
+ * sweep), `gc` (the sweep inside a periodic GC) or `emergency` (emergency cleanup).
+ */
+export type EvictionCause = "expired_get" | "cleanup" | "gc" | "emergency";
+
+/** Called once per operation that evicted at least one entry. */
+export type EvictionListener = (count: number, cause: EvictionCause) => void;
+
+export interface TtlCacheOptions {
+  readonly clock: Clock;
+  /** Not clamped: zero and negative TTLs are legal (entries are born expired, spec fixtures). */
+  readonly ttlSeconds?: number;
+  readonly onEviction?: EvictionListener;
+}
+
+export interface TtlCacheStats {
+  /** Stored entries, expired-but-not-yet-purged and pinned ones included. */
+  readonly size: number;
+  readonly hitRate: number;
+  readonly evictions: number;
+}
+
+export interface ClearOptions {
+  /** Keep pinned entries (the teacher) in place. */
+  readonly keepPinned?: boolean;
+  /** When set, the removed entries are evictions and reach the listener with this cause. */
+  readonly evictionCause?: EvictionCause;
+}
+
+/** One stored entry as seen by diagnostics; `expiry` is Infinity for pinned entries. */
+export interface TtlCacheEntry<V> {
+  readonly key: string;
+  readonly expiry: number;
+  readonly value: V;
+  readonly pinned: boolean;
+}
+
+interface Slot<V> {
+  expiry: number;
+  value: V;
+  pinned: boolean;
+}
+
+export class TtlCache<V> {
+  readonly ttlSeconds: number;
+  private readonly clock: Clock;
+  private readonly onEviction: EvictionListener | undefined;
+  // Map keeps insertion order, and re-setting an existing key keeps its position (as the original).
+  private readonly store = new Map<string, Slot<V>>();
+  private hits = 0;
+  private misses = 0;
+  private evictions = 0;
+
+  constructor(options: TtlCacheOptions) {
+    this.clock = options.clock;
+    this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    this.onEviction = options.onEviction;
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  /** Stores `value` until now + TTL; an existing key (pinned or not) is replaced and refreshed. */
+  set(key: string, value: V): void {
+    this.write(key, value, this.clock.monotonic() + this.ttlSeconds, false);
+  }
+
+  /** Stores `value` with no expiry; only delete() and clear() remove it. */
+  setPinned(key: string, value: V): void {
+    this.write(key, value, Number.POSITIVE_INFINITY, true);
+  }
+
+  isPinned(key: string): boolean {
+    return this.store.get(key)?.pinned === true;
+  }
+
+  /**
+   * The stored value, or undefined on a miss. A stored `null` is a hit, so callers that store
+   * nullable values must compare with undefined.
+   */
+  get(key: string): V | undefined {
+    const slot = this.store.get(key);
+    if (slot === undefined) {
+      this.misses += 1;
+      return undefined;
+    }
+    if (slot.expiry < this.clock.monotonic()) {
+      this.store.delete(key);
+      this.misses += 1;
+      this.recordEvictions(1, "expired_get");
+      return undefined;
+    }
+    this.hits += 1;
+    return slot.value;
+  }
+
+  /** Reads without touching statistics or expiring anything (for status and diagnostics). */
+  peek(key: string): V | undefined {
+    const slot = this.store.get(key);
+    return slot === undefined || slot.expiry < this.clock.monotonic() ? undefined : slot.value;
+  }
+
+  /** Silent removal: not an eviction, no statistics. */
+  delete(key: string): boolean {
+    return this.store.delete(key);
+  }
+
+  /** Removes every expired entry and returns how many it removed (KAS-H1-001). */
+  cleanup(cause: "cleanup" | "gc" = "cleanup"): number {
+    const now = this.clock.monotonic();
+    let removed = 0;
+    for (const [key, slot] of this.store) {
+      // Deleting the current key while iterating a Map is safe and visits every other entry once.
+      if (slot.expiry < now) {
+        this.store.delete(key);
+        removed += 1;
+      }
+    }
+    this.recordEvictions(removed, cause);
+    return removed;
+  }
+
+  /**
+   * Empties the cache (optionally keeping pinned entries) and zeroes hits, misses and evictions,
+   * as the original's clear() does. Returns how many entries were removed.
+   */
+  clear(options: ClearOptions = {}): number {
+    let removed: number;
+    if (options.keepPinned === true) {
+      removed = 0;
+      for (const [key, slot] of this.store) {
+        if (!slot.pinned) {
+          this.store.delete(key);
+          removed += 1;
+        }
+      }
+    } else {
+      removed = this.store.size;
+      this.store.clear();
+    }
+    this.hits = 0;
+    this.misses = 0;
+    this.evictions = 0;
+    // Reported after the reset: the listener's running totals outlive the cache's own stats.
+    if (options.evictionCause !== undefined && removed > 0) {
+      this.onEviction?.(removed, options.evictionCause);
+    }
+    return removed;
+  }
+
+  stats(): TtlCacheStats {
+    const lookups = this.hits + this.misses;
+    return {
+      size: this.store.size,
+      hitRate: lookups === 0 ? 0 : this.hits / lookups,
+      evictions: this.evictions,
+    };
+  }
+
+  /** Entries in insertion order, for diagnostics and golden tests. */
+  *entries(): IterableIterator<TtlCacheEntry<V>> {
+    for (const [key, slot] of this.store) {
+      yield { key, expiry: slot.expiry, value: slot.value, pinned: slot.pinned };
+    }
+  }
+
+  private write(key: string, value: V, expiry: number, pinned: boolean): void {
+    const slot = this.store.get(key);
+    if (slot === undefined) {
+      this.store.set(key, { expiry, value, pinned });
+    } else {
+      slot.expiry = expiry;
+      slot.value = value;
+      slot.pinned = pinned;
+    }
+  }
+
+  private recordEvictions(count: number, cause: EvictionCause): void {
+    if (count === 0) {
+      return;
+    }
+    this.evictions += count;
+    this.onEviction?.(count, cause);
+  }
+}
