@@ -1,7 +1,8 @@
 // Real clients over real sockets for integration tests.
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { credentials, loadPackageDefinition, type Client, type ServiceError, type GrpcObject, Metadata } from "@grpc/grpc-js";
+import type { Metadata } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, type Client, type ServiceError, type GrpcObject } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { KasminaServiceClient } from "../../generated/esper/kasmina/v1/kasmina.js";

@@ -1,0 +1,143 @@
+// Telemetry building blocks (spec §9): events, priorities, packets and the outbound packet log.
+import {
+  MessagePriority,
+  TelemetryLevel,
+  type HealthStatus,
+  type MetricPoint,
+  type TelemetryEvent,
+  type TelemetryPacket,
+  type Timestamp,
+} from "../leyline.js";
+
+export type Attributes = Record<string, string>;
+
+export function event(description: string, level: TelemetryLevel, attributes: Attributes = {}): TelemetryEvent {
+  return { eventId: "", description, level, attributes };
+}
+
+export const info = (description: string, attributes?: Attributes): TelemetryEvent =>
+  event(description, TelemetryLevel.TELEMETRY_LEVEL_INFO, attributes);
+export const warning = (description: string, attributes?: Attributes): TelemetryEvent =>
+  event(description, TelemetryLevel.TELEMETRY_LEVEL_WARNING, attributes);
+
+/** Spec §9.4: CRITICAL → CRITICAL; WARNING or ERROR → HIGH; anything else → NORMAL. LOW is never produced. */
+export function priorityOf(level: TelemetryLevel): MessagePriority {
+  if (level === TelemetryLevel.TELEMETRY_LEVEL_CRITICAL) return MessagePriority.MESSAGE_PRIORITY_CRITICAL;
+  if (level === TelemetryLevel.TELEMETRY_LEVEL_WARNING || level === TelemetryLevel.TELEMETRY_LEVEL_ERROR) {
+    return MessagePriority.MESSAGE_PRIORITY_HIGH;
+  }
+  return MessagePriority.MESSAGE_PRIORITY_NORMAL;
+}
+
+export function priorityOfEvents(events: Iterable<TelemetryEvent>, floor = MessagePriority.MESSAGE_PRIORITY_NORMAL): MessagePriority {
+  let priority = floor;
+  for (const e of events) priority = Math.max(priority, priorityOf(e.level));
+  return priority;
+}
+
+export function metric(name: string, value: number, unit: string, attributes: Attributes = {}): MetricPoint {
+  return { name, value, unit, attributes };
+}
+
+export function timestampFromMs(ms: number): Timestamp {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds: BigInt(seconds), nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+export interface PacketParts {
+  packetId: string;
+  wallMs: number;
+  metrics: MetricPoint[];
+  events: TelemetryEvent[];
+  status: HealthStatus;
+  summary: string;
+  indicators: Attributes;
+}
+
+/** Spec §9.1: level is always INFO; events without an id get `evt-<n>` numbered per packet. */
+export function buildPacket(parts: PacketParts): TelemetryPacket {
+  return {
+    packetId: parts.packetId,
+    timestamp: timestampFromMs(parts.wallMs),
+    sourceSubsystem: "kasmina",
+    level: TelemetryLevel.TELEMETRY_LEVEL_INFO,
+    metrics: parts.metrics.map((m) => ({ ...m, attributes: { ...m.attributes } })),
+    events: parts.events.map((e, i) => ({ ...e, eventId: e.eventId !== "" ? e.eventId : `evt-${i + 1}`, attributes: { ...e.attributes } })),
+    spans: [],
+    systemHealth: { status: parts.status, summary: parts.summary, indicators: { ...parts.indicators } },
+  };
+}
+
+export type PacketListener = (packet: TelemetryPacket) => void;
+
+/**
+ * The outbound buffer DrainTelemetry reads: bounded, the oldest packet dropped first and counted,
+ * so a controller that never drains cannot grow the server without bound.
+ */
+export class PacketLog {
+  private readonly ring: (TelemetryPacket | undefined)[];
+  private head = 0;
+  private count = 0;
+  private droppedTotal = 0;
+  private readonly listeners = new Set<PacketListener>();
+
+  constructor(readonly capacity = 10_000) {
+    this.ring = new Array<TelemetryPacket | undefined>(capacity).fill(undefined);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Packets discarded unread since start-up. */
+  get dropped(): number {
+    return this.droppedTotal;
+  }
+
+  append(packet: TelemetryPacket): void {
+    if (this.count === this.capacity) {
+      this.ring[this.head] = undefined;
+      this.head = (this.head + 1) % this.capacity;
+      this.count -= 1;
+      this.droppedTotal += 1;
+    }
+    this.ring[(this.head + this.count) % this.capacity] = packet;
+    this.count += 1;
+    for (const listener of this.listeners) {
+      try {
+        listener(packet);
+      } catch {
+        // A failing watcher never disturbs the emitter (spec §9.7: callback errors are swallowed).
+      }
+    }
+  }
+
+  /** Oldest first; max 0 means all. */
+  drain(max = 0): TelemetryPacket[] {
+    const n = max <= 0 ? this.count : Math.min(max, this.count);
+    const out: TelemetryPacket[] = new Array<TelemetryPacket>(n);
+    for (let i = 0; i < n; i++) {
+      const idx = (this.head + i) % this.capacity;
+      out[i] = this.ring[idx] as TelemetryPacket;
+      this.ring[idx] = undefined;
+    }
+    this.head = (this.head + n) % this.capacity;
+    this.count -= n;
+    return out;
+  }
+
+  peek(): TelemetryPacket[] {
+    const out: TelemetryPacket[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.ring[(this.head + i) % this.capacity] as TelemetryPacket);
+    return out;
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  subscribe(listener: PacketListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

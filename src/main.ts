@@ -1,0 +1,65 @@
+// Entry point: configuration from the environment, OpenTelemetry, the service, graceful shutdown.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError, loadConfig, type KasminaConfig } from "./config.js";
+import { startOtel } from "./infra/otel.js";
+import { OtelMetrics } from "./infra/otel-metrics.js";
+import { repoRoot } from "./repo-root.js";
+import { createApp } from "./app.js";
+import { startServer } from "./server/server.js";
+
+const log = (message: string): void => console.error(`kasmina: ${message}`);
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(repoRoot(), "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+async function main(): Promise<void> {
+  let config: KasminaConfig;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      log(`configuration error: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const ver = version();
+  const otel = startOtel({ env: process.env, prometheusPort: config.prometheusPort, version: ver });
+  const metrics = new OtelMetrics(otel.meter);
+  if (config.secret === undefined) {
+    log("ESPER_LEYLINE_SECRET is not set: every command will be refused with FAILED_PRECONDITION verifier_unavailable");
+  }
+  const app = await createApp(config, { metrics, tracer: otel.tracer, log, version: ver });
+  const server = await startServer({ config, api: app.api, metrics, log });
+  app.onHealthChange((healthy) => server.setServing(healthy));
+  console.log(`kasmina listening on ${config.host}:${server.port} (isolation backend: ${app.isolationBackend})`);
+  if (otel.exporters.length > 0) log(`telemetry exported to ${otel.exporters.join(", ")}`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal} received, draining`);
+    void (async () => {
+      try {
+        // Watch streams end first, so tryShutdown is not left waiting on them.
+        await app.close();
+        await server.shutdown(5000);
+        await otel.shutdown();
+      } catch (error) {
+        log(`error while shutting down: ${(error as Error).message}`);
+      }
+      process.exit(0);
+    })();
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  log(`failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

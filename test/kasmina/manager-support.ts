@@ -1,0 +1,74 @@
+// A SeedManager over a spy runtime and a fake clock, with a signer, for domain-level tests.
+import { CommandVerifier, signCommand } from "../../src/kasmina/command-verifier.js";
+import type { FetchedKernel, Kernel, KernelRuntime } from "../../src/kasmina/kernel-runtime.js";
+import { FakeClock } from "../../src/kasmina/ports.js";
+import { SeedManager, type SeedManagerOptions } from "../../src/kasmina/seed-manager.js";
+import { AdaptationCommand, CommandType, SeedOperation, type TelemetryEvent, type TelemetryPacket } from "../../src/leyline.js";
+
+export const kernelFor = (blueprintId: string, names = ["w", "b"]): Kernel => ({
+  blueprintId,
+  artifactRef: `test://${blueprintId}`,
+  checksum: "",
+  parameters: names.map((name) => ({ name, shape: [2, 2], trainable: true, elementBytes: 4 })),
+});
+
+/** Records every fetch; latency per blueprint; blueprints listed in `failing` throw. */
+export class SpyRuntime implements KernelRuntime {
+  readonly calls: string[] = [];
+  constructor(
+    public latencies: Record<string, number> = {},
+    public failing = new Set<string>(),
+  ) {}
+  fetchKernel(blueprintId: string): FetchedKernel {
+    this.calls.push(blueprintId);
+    if (this.failing.has(blueprintId)) throw new Error(`blueprint ${blueprintId} unavailable`);
+    return { kernel: kernelFor(blueprintId), latencyMs: this.latencies[blueprintId] ?? 1 };
+  }
+}
+
+export const SECRET = "unit-secret";
+
+export function makeManager(overrides: Partial<SeedManagerOptions> = {}): { manager: SeedManager; clock: FakeClock; runtime: SpyRuntime } {
+  const clock = new FakeClock(1000, 1_790_000_000_000);
+  const runtime = new SpyRuntime();
+  const manager = new SeedManager({
+    runtime,
+    clock,
+    verifier: new CommandVerifier({ secret: SECRET, clock }),
+    pacing: "immediate",
+    ...overrides,
+  });
+  return { manager, clock, runtime };
+}
+
+let n = 0;
+export function signed(clock: FakeClock, fields: Partial<AdaptationCommand>): AdaptationCommand {
+  n += 1;
+  const cmd = AdaptationCommand.fromPartial({
+    commandId: `unit-${n}`,
+    issuedAt: { seconds: BigInt(Math.floor(clock.wallMs() / 1000)), nanos: 0 },
+    ...fields,
+  });
+  cmd.annotations["signature"] = signCommand(cmd, SECRET);
+  return cmd;
+}
+
+export const seedCommand = (
+  clock: FakeClock,
+  seedId: string,
+  operation: SeedOperation,
+  blueprintId = "BP001",
+  annotations: Record<string, string> = {},
+  parameters: Record<string, number> = {},
+): AdaptationCommand =>
+  signed(clock, {
+    commandType: CommandType.COMMAND_SEED,
+    targetSeedId: seedId,
+    annotations,
+    payload: { $case: "seedOperation", value: { operation, blueprintId, parameters } },
+  });
+
+export const names = (events: readonly TelemetryEvent[]): string[] => events.map((e) => e.description);
+export const find = (events: readonly TelemetryEvent[], description: string): TelemetryEvent[] =>
+  events.filter((e) => e.description === description);
+export const allEvents = (packets: readonly TelemetryPacket[]): TelemetryEvent[] => packets.flatMap((p) => p.events);
