@@ -7,6 +7,8 @@ import { systemClock, type Clock, type MetricsPort } from "./kasmina/ports.js";
 import { SeedManager } from "./kasmina/seed-manager.js";
 import { unimplementedApi, type KasminaApi } from "./server/api.js";
 import { createKasminaApi } from "./server/kasmina-api.js";
+import { createGradientApi } from "./server/report-gradients.js";
+import { isolationSessionFactory, selectBackend, type IsolationSessionConfig } from "./isolation/index.js";
 
 export interface AppDeps {
   metrics: MetricsPort;
@@ -38,6 +40,13 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
           nonceTtlSeconds: config.nonceTtlSeconds,
           freshnessWindowSeconds: config.freshnessWindowSeconds,
         });
+  // An explicitly requested backend that cannot load fails start-up; auto falls back and logs why.
+  const backend = await selectBackend(config.isolationBackend, deps.log);
+  const sessionConfig: IsolationSessionConfig = {
+    threshold: config.isolationThreshold,
+    projectionSamples: config.projectionSamples,
+    backend,
+  };
   const manager = new SeedManager({
     runtime,
     clock,
@@ -53,12 +62,13 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     alphaTemperature: config.alphaTemperature,
     pacing: config.lifecyclePacing,
     trainingRunId: config.trainingRunId,
+    isolation: isolationSessionFactory(sessionConfig),
   });
   let resolveDraining: () => void = () => undefined;
   const draining = new Promise<void>((resolve) => {
     resolveDraining = resolve;
   });
-  const isolationBackend = "js";
+  const isolationBackend = backend.name;
   const api: KasminaApi = {
     ...unimplementedApi(),
     ...createKasminaApi({
@@ -69,6 +79,7 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
       draining,
       metrics: deps.metrics,
     }),
+    ...createGradientApi({ manager, sessionConfig, backendName: isolationBackend }),
   };
   const healthListeners: ((healthy: boolean) => void)[] = [];
   return {

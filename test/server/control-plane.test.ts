@@ -362,7 +362,7 @@ describe("bad input changes nothing", () => {
     await call(h.client, h.client.registerHost, { parameters: HOST });
     await apply(h.client, germinate(h.clock, "s"));
     const before = await snapshot(h);
-    await expectStatus(call(h.client, h.client.applyCommand, {}), status.INVALID_ARGUMENT, /command is required/);
+    await expectStatus(call(h.client, h.client.applyCommand, { command: undefined }), status.INVALID_ARGUMENT, /command is required/);
     await expectStatus(apply(h.client, command(h.clock, { commandType: CommandType.COMMAND_SEED, targetSeedId: "s" })), status.INVALID_ARGUMENT, /needs the seed_operation payload/);
     await expectStatus(apply(h.client, command(h.clock, { commandType: CommandType.COMMAND_CIRCUIT_BREAKER })), status.INVALID_ARGUMENT, /needs the circuit_breaker payload/);
     await expectStatus(apply(h.client, command(h.clock, { commandType: 42 as CommandType })), status.INVALID_ARGUMENT, /command_type 42 is not a defined CommandType/);

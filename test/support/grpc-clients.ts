@@ -1,8 +1,7 @@
 // Real clients over real sockets for integration tests.
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { Metadata } from "@grpc/grpc-js";
-import { credentials, loadPackageDefinition, type Client, type ServiceError, type GrpcObject } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, Metadata, type CallOptions, type Client, type ServiceError, type GrpcObject } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { KasminaServiceClient } from "../../generated/esper/kasmina/v1/kasmina.js";
@@ -13,14 +12,19 @@ export function kasminaClient(address: string, options: Record<string, number> =
   return new KasminaServiceClient(address, credentials.createInsecure(), options);
 }
 
-type UnaryFn<Req, Res> = (request: Req, callback: (error: ServiceError | null, response: Res) => void) => unknown;
+// Matches the last overload grpc-js generates (request, metadata, options, callback), which is the
+// one TypeScript infers from, so Req and Res come out typed.
+type UnaryFn<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => unknown;
 
 /** Promisify one unary method of a grpc-js client, keeping `this`. */
-export function call<Req, Res>(client: Client, method: UnaryFn<Req, Res>, request: Req, metadata?: Metadata): Promise<Res> {
+export function call<Req, Res>(client: Client, method: UnaryFn<Req, Res>, request: Req, metadata: Metadata = new Metadata()): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const cb = (error: ServiceError | null, response: Res): void => (error ? reject(error) : resolve(response));
-    if (metadata === undefined) method.call(client, request, cb);
-    else (method as unknown as (r: Req, m: Metadata, c: typeof cb) => unknown).call(client, request, metadata, cb);
+    method.call(client, request, metadata, {}, (error, response) => (error ? reject(error) : resolve(response)));
   });
 }
 
