@@ -35,9 +35,7 @@ async function main(): Promise<void> {
   const app = await createApp(config, { metrics, tracer: otel.tracer, log, version: ver });
   const server = await startServer({ config, api: app.api, metrics, log });
   app.onHealthChange((healthy) => server.setServing(healthy));
-  console.log(`kasmina listening on ${config.host}:${server.port} (isolation backend: ${app.isolationBackend})`);
-  if (otel.exporters.length > 0) log(`telemetry exported to ${otel.exporters.join(", ")}`);
-
+  // Handlers go in before the ready line: a supervisor may signal as soon as it reads it.
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -57,6 +55,9 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  console.log(`kasmina listening on ${config.host}:${server.port} (isolation backend: ${app.isolationBackend})`);
+  if (otel.exporters.length > 0) log(`telemetry exported to ${otel.exporters.join(", ")}`);
+
 }
 
 main().catch((error: unknown) => {
