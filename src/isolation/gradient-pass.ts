@@ -207,7 +207,9 @@ export class GradientPass {
       }
     }
 
-    const values = toFloat32(chunk.values, head);
+    // Backends that reduce each chunk as it arrives keep no reference to it, so unaligned bytes can
+    // be copied into one reused buffer instead of a fresh 4 MiB allocation per chunk (GC pressure).
+    const values = toFloat32(chunk.values, head, this.target.backend.batchBytes <= 0);
     const length = values.length;
     const where: ChunkPlace = { seq, key, side, offset, length };
     if (length === 0 && numel > 0) {
@@ -347,7 +349,9 @@ function toIndex(value: number | bigint, field: string, head: string): number {
   throw framing("bad_integer", `${head}: ${field} ${String(value)} is not a non-negative safe integer`);
 }
 
-function toFloat32(values: Float32Array | Uint8Array, head: string): Float32Array {
+let scratch = new Float32Array(0);
+
+function toFloat32(values: Float32Array | Uint8Array, head: string, transient: boolean): Float32Array {
   if (values instanceof Float32Array) return values;
   if (values.byteLength % 4 !== 0) {
     throw framing("misaligned_values", `${head}: values are ${values.byteLength} bytes, not a whole number of float32s`);
@@ -360,5 +364,9 @@ function toFloat32(values: Float32Array | Uint8Array, head: string): Float32Arra
   }
   if (values.byteOffset % 4 === 0) return new Float32Array(values.buffer, values.byteOffset, values.byteLength / 4);
   // Raw transport bytes can sit at any offset (DESIGN §5): the one copy happens here.
-  return new Float32Array(values.slice().buffer);
+  if (!transient) return new Float32Array(values.slice().buffer);
+  const n = values.byteLength / 4;
+  if (scratch.length < n) scratch = new Float32Array(n);
+  new Uint8Array(scratch.buffer, 0, values.byteLength).set(values);
+  return scratch.subarray(0, n);
 }

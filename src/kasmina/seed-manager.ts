@@ -24,6 +24,7 @@ import {
 import { AlphaSchedule } from "./alpha-schedule.js";
 import { BreakerState, breakerStateName, CircuitBreaker, type BreakerEvent } from "./circuit-breaker.js";
 import type { CommandVerifier, RejectionReason } from "./command-verifier.js";
+import { invalidArgument } from "./errors.js";
 import { evaluateGate, type GateInputs, type GateResult } from "./gates.js";
 import { GpuKernelCache } from "./gpu-kernel-cache.js";
 import { IDENTITY_KERNEL, kernelParameterKey, type Kernel, type KernelRuntime } from "./kernel-runtime.js";
@@ -360,6 +361,8 @@ export class SeedManager {
         }),
       ];
       let removeAfterFlush = false;
+      // Spec §5.3: an empty seed id makes every operation a no-op; seed_operation then goes global.
+      if (seedId === "") return { events, seedTarget: seedId, removeAfterFlush };
       switch (op.operation) {
         case SeedOperation.SEED_OP_GERMINATE:
           events.push(...this.graft(seedId, op.blueprintId, op.parameters, command.annotations["training_run_id"]));
@@ -367,7 +370,9 @@ export class SeedManager {
         case SeedOperation.SEED_OP_CULL:
         case SeedOperation.SEED_OP_CANCEL:
           events.push(...this.retire(seedId));
-          removeAfterFlush = this.seeds.has(seedId);
+          // Spec §5.3: CULL/CANCEL always flush at once and delete, so an unknown seed's
+          // seed_operation event leaves no (ephemeral) context behind.
+          removeAfterFlush = true;
           break;
         default:
           events.push(...this.advanceStage(seedId, op.operation));
@@ -417,7 +422,7 @@ export class SeedManager {
   private graft(seedId: string, blueprintId: string, parameters: Readonly<Record<string, number>>, runIdAnnotation: string | undefined): TelemetryEvent[] {
     const events: TelemetryEvent[] = [];
     const ctx = this.getOrCreate(seedId);
-    if (ctx.embargoUntil !== null && this.clock.monotonic() < ctx.embargoUntil) {
+    if (ctx.stage === Stage.SEED_STAGE_EMBARGOED && ctx.embargoUntil !== null && this.clock.monotonic() < ctx.embargoUntil) {
       events.push(
         warning("seed_embargoed", {
           seed_id: seedId,
@@ -425,6 +430,11 @@ export class SeedManager {
           remaining_s: fmt(ctx.embargoUntil - this.clock.monotonic(), 3),
         }),
       );
+      return events;
+    }
+    // DESIGN decision 9: a germinate the lifecycle cannot take is refused before it touches anything.
+    if (ctx.stage !== Stage.SEED_STAGE_GERMINATED && !canTransition(ctx.stage, Stage.SEED_STAGE_GERMINATED)) {
+      this.transitionOrReject(ctx, Stage.SEED_STAGE_GERMINATED, events);
       return events;
     }
     ctx.metadata.set("blueprint_id", blueprintId);
@@ -600,23 +610,25 @@ export class SeedManager {
     const events: TelemetryEvent[] = [];
     const ctx = this.seeds.get(seedId);
     const opName = seedOperationToJSON(operation);
-    if (ctx === undefined || ctx.stage !== step.from || (operation === SeedOperation.SEED_OP_START_TRAINING && !ctx.kernelAttached)) {
+    let problem: string | undefined;
+    if (ctx === undefined) problem = "seed not managed";
+    else if (ctx.stage !== step.from) problem = `${opName} needs stage ${stageName(step.from)}`;
+    // A paused seed runs on the identity kernel: it may not advance until it is resumed.
+    else if (ctx.metadata.get("paused") === "true") problem = "seed is paused";
+    else if (operation === SeedOperation.SEED_OP_START_TRAINING && !ctx.kernelAttached) problem = "kernel not attached";
+    if (problem !== undefined) {
       events.push(
         warning("transition_rejected", {
           seed_id: seedId,
           operation: opName,
           stage: ctx === undefined ? "SEED_STAGE_UNKNOWN" : stageName(ctx.stage),
           target_stage: stageName(step.to),
-          reason:
-            ctx === undefined
-              ? "seed not managed"
-              : ctx.stage !== step.from
-                ? `${opName} needs stage ${stageName(step.from)}`
-                : "kernel not attached",
+          reason: problem,
         }),
       );
       return events;
     }
+    if (ctx === undefined) return events;
     if (step.gate !== undefined && !this.ensureGate(ctx, step.gate, events)) return events;
     this.transition(ctx, step.to);
     return events;
@@ -740,6 +752,7 @@ export class SeedManager {
     const blueprintId = ctx.metadata.get("blueprint_id");
     let kernel: Kernel | undefined;
     let fromCache = false;
+    let fellBack = false;
     if (blueprintId !== undefined) {
       kernel = this.gpuCache?.get(blueprintId);
       fromCache = kernel !== undefined;
@@ -751,6 +764,7 @@ export class SeedManager {
         } catch (error) {
           this.log(`resume fetch for ${blueprintId} failed: ${(error as Error).message}`);
           kernel = this.loadFallback(ctx);
+          fellBack = true;
         }
       }
     }
@@ -758,13 +772,15 @@ export class SeedManager {
     if (kernel !== undefined) {
       const conflict = this.attachKernel(ctx, kernel, events);
       if (conflict !== undefined) {
-        events.push(warning("seed_resumed", { seed_id: seedId, blueprint_id: blueprintId ?? "", cache: fromCache ? "hit" : "miss" }));
+        events.push(info("seed_resumed", { seed_id: seedId, blueprint_id: blueprintId ?? "", cache: fromCache ? "hit" : "miss" }));
         events.push(...this.gateFailure(ctx, syntheticG1(conflict, { error: "registry_conflict" })));
         return events;
       }
       ctx.kernelAttached = true;
       attached = true;
-      if (!fromCache && !ctx.usedFallback && blueprintId !== undefined) this.gpuCache?.set(blueprintId, kernel);
+      // DESIGN decision 4: cache what this resume genuinely fetched, never its fallback (a seed
+      // that germinated on the fallback still caches a kernel it now fetches successfully).
+      if (!fromCache && !fellBack && blueprintId !== undefined) this.gpuCache?.set(blueprintId, kernel);
     }
     events.push(info("seed_resumed", { seed_id: seedId, blueprint_id: blueprintId ?? "", cache: fromCache ? "hit" : "miss" }));
     if (attached) {
@@ -920,6 +936,8 @@ export class SeedManager {
 
   /** Spec §11.3: record the epoch, sweep, run periodic GC and report what it removed. */
   updateEpoch(epoch: number): GcReport {
+    // Spec §11.3: a negative epoch is an error (and changes nothing).
+    if (!(epoch >= 0)) throw invalidArgument("epoch must be non-negative");
     this.epoch = epoch;
     this.memory.cleanup();
     const result: GcResult = this.memory.periodicGc(epoch);
@@ -1129,9 +1147,12 @@ export class SeedManager {
   /** Spec §9.7 finalize_step; returns the number of packets emitted. */
   finalizeStep(stepIndex: bigint | undefined): number {
     let emitted = 0;
+    // Spec §9.5: the global metrics prepended to the seed packets are computed once per flush.
+    let globals: MetricPoint[] | undefined;
     for (const ctx of [...this.seeds.values()]) {
       if (ctx.queue.length === 0 && (stepIndex === undefined || stepIndex === ctx.lastStepEmitted)) continue;
-      this.emit(this.buildSeedPacket(ctx, stepIndex));
+      globals ??= this.globalMetrics();
+      this.emit(this.buildSeedPacket(ctx, stepIndex, globals));
       emitted += 1;
       ctx.pendingPriority = MessagePriority.MESSAGE_PRIORITY_NORMAL;
       ctx.lastStepEmitted = stepIndex;
@@ -1174,7 +1195,11 @@ export class SeedManager {
     this.emit({ packet, priority });
   }
 
-  private buildSeedPacket(ctx: SeedContext, stepIndex: bigint | undefined): { packet: TelemetryPacket; priority: MessagePriority } {
+  private buildSeedPacket(
+    ctx: SeedContext,
+    stepIndex: bigint | undefined,
+    globals: readonly MetricPoint[] = this.globalMetrics(),
+  ): { packet: TelemetryPacket; priority: MessagePriority } {
     const events = ctx.queue.drain();
     const stage = stageName(ctx.stage);
     ctx.metadata.set("last_stage_event", stage);
@@ -1196,7 +1221,7 @@ export class SeedManager {
     const packet = buildPacket({
       packetId: `kasmina-seed-${ctx.seedId}-${this.packetCounter}`,
       wallMs: this.clock.wallMs(),
-      metrics: [...this.globalMetrics(), ...this.seedMetrics(ctx)],
+      metrics: [...globals, ...this.seedMetrics(ctx)],
       events,
       status,
       summary,

@@ -1,11 +1,14 @@
 // The grpc-js server: KasminaService through the async adapter, grpc.health.v1 and reflection.
+import type { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
+import type { Http2Session } from "node:http2";
 import { join } from "node:path";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
 import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
-import { KasminaServiceService } from "../../generated/esper/kasmina/v1/kasmina.js";
+import { KasminaServiceService, type ReportGradientsRequest } from "../../generated/esper/kasmina/v1/kasmina.js";
+import { decodeGradientChunk } from "./gradient-chunk.js";
 import type { KasminaConfig } from "../config.js";
 import { invalidArgument } from "../kasmina/errors.js";
 import type { MetricsPort } from "../kasmina/ports.js";
@@ -62,7 +65,13 @@ function implementation(api: KasminaApi, options: AdapterOptions): UntypedServic
     const decode = decoder<Req>(method);
     return unary<Buffer, Res>(method.path, options, (bytes, ctx) => handler(decode(bytes), ctx));
   };
-  const decodeChunk = decoder<Parameters<KasminaApi["reportGradients"]>[0] extends AsyncIterable<infer R> ? R : never>(s.reportGradients);
+  const decodeChunk = (bytes: Buffer): ReportGradientsRequest => {
+    try {
+      return decodeGradientChunk(bytes);
+    } catch (error) {
+      throw invalidArgument(`malformed ReportGradients request: ${(error as Error).message}`);
+    }
+  };
   const decodeWatch = decoder<Parameters<KasminaApi["watchTelemetry"]>[0]>(s.watchTelemetry);
   return {
     applyCommand: u(s.applyCommand, api.applyCommand),
@@ -114,6 +123,34 @@ function reflection(): ReflectionService {
   return new ReflectionService({ ...health, ...ours });
 }
 
+/**
+ * grpc-js applies `grpc-node.flow_control_window` on the client side only; the server keeps
+ * HTTP/2's 64 KiB default, so a client streaming 4 MiB gradient chunks stalls whenever the server
+ * is busy reducing the previous chunk. Widening the window of every accepted session lets the
+ * transfer continue meanwhile (DESIGN §5; measured with npm run bench:report-gradients).
+ * grpc-js has no public hook for this, so it reaches its HTTP/2 servers and degrades to a no-op
+ * (logged) if their shape changes.
+ */
+export const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
+
+export function widenFlowControlWindow(server: Server, window: number, log: (message: string) => void): void {
+  const internal = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
+  if (!(internal instanceof Map)) {
+    log("grpc-js internals changed: the server keeps HTTP/2's default flow-control window");
+    return;
+  }
+  for (const http2Server of internal.keys()) {
+    http2Server.on("session", (session: Http2Session) => {
+      try {
+        session.setLocalWindowSize(window);
+        session.settings({ initialWindowSize: window });
+      } catch (error) {
+        log(`could not widen the HTTP/2 flow-control window: ${(error as Error).message}`);
+      }
+    });
+  }
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, log } = options;
   const server = new Server({
@@ -135,6 +172,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       error ? reject(error) : resolve(bound),
     );
   });
+  widenFlowControlWindow(server, FLOW_CONTROL_WINDOW, log);
   let draining = false;
   const setServing = (serving: boolean): void => {
     const status = serving && !draining ? "SERVING" : "NOT_SERVING";

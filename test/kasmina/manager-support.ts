@@ -3,7 +3,7 @@ import { CommandVerifier, signCommand } from "../../src/kasmina/command-verifier
 import type { FetchedKernel, Kernel, KernelRuntime } from "../../src/kasmina/kernel-runtime.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
 import { SeedManager, type SeedManagerOptions } from "../../src/kasmina/seed-manager.js";
-import { AdaptationCommand, CommandType, SeedOperation, type TelemetryEvent, type TelemetryPacket } from "../../src/leyline.js";
+import { AdaptationCommand, CommandType, type SeedOperation, type TelemetryEvent, type TelemetryPacket } from "../../src/leyline.js";
 
 export const kernelFor = (blueprintId: string, names = ["w", "b"]): Kernel => ({
   blueprintId,
