@@ -9,10 +9,15 @@ import { unimplementedApi, type KasminaApi } from "./server/api.js";
 import { createKasminaApi } from "./server/kasmina-api.js";
 import { createGradientApi } from "./server/report-gradients.js";
 import { isolationSessionFactory, selectBackend, type IsolationSessionConfig } from "./isolation/index.js";
+import { otelTracing } from "./infra/otel-tracing.js";
+import { createPrefetch, type PrefetchStack } from "./prefetch/setup.js";
+import { noopTracing, type TracingPort } from "./kasmina/ports.js";
 
 export interface AppDeps {
   metrics: MetricsPort;
   tracer?: Tracer;
+  /** Overrides `tracer` (tests read spans back through an in-memory exporter). */
+  tracing?: TracingPort;
   log: (message: string) => void;
   version: string;
   clock?: Clock;
@@ -22,8 +27,12 @@ export interface App {
   api: KasminaApi;
   manager: SeedManager;
   isolationBackend: string;
+  /** The kernel prefetch stack, when a bus is configured. */
+  prefetch: PrefetchStack | undefined;
   /** Health changes driven by the app itself (e.g. a prefetch loop failing and recovering). */
   onHealthChange(listener: (healthy: boolean) => void): void;
+  /** False while a real prefetch failure persists (KAS-H1-006). */
+  healthy(): boolean;
   /** Stops background work; watch streams end. */
   close(): Promise<void>;
 }
@@ -64,6 +73,38 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     trainingRunId: config.trainingRunId,
     isolation: isolationSessionFactory(sessionConfig),
   });
+  const healthListeners: ((healthy: boolean) => void)[] = [];
+  const setHealthy = (healthy: boolean): void => healthListeners.forEach((listener) => listener(healthy));
+  // Kernel prefetch over the bus (KASMINA_BUS=memory|redis); replies reach the manager through
+  // these closures, since the manager is built after the coordinator.
+  const prefetch = createPrefetch(config, {
+    catalog: {
+      lookup: (blueprintId) => {
+        const entry = runtime.lookup(blueprintId);
+        return entry === undefined ? undefined : { artifactRef: entry.kernel.artifactRef, checksum: entry.kernel.checksum };
+      },
+    },
+    handlers: {
+      onReady: (ready) => manager.processPrefetchReady(ready),
+      onError: (error) => manager.processPrefetchError(error),
+    },
+    tracing: deps.tracing ?? (deps.tracer === undefined ? noopTracing : otelTracing(deps.tracer)),
+    clock,
+    onRejected: (rejection) => manager.reportBusRejection(`${rejection.reason}${rejection.detail === undefined ? "" : `: ${rejection.detail}`}`, rejection.stream),
+    onIssue: (issue) => {
+      deps.log(`prefetch: ${issue.message}`);
+      setHealthy(false);
+    },
+    onRecovered: () => {
+      deps.log("prefetch: consumer loops recovered");
+      setHealthy(true);
+    },
+    onResponderFailure: (error) => deps.log(`prefetch responder: ${error.message}`),
+  });
+  if (prefetch !== undefined) {
+    manager.setPrefetch({ requestKernel: (seedId, blueprintId, runId) => prefetch.coordinator.requestKernel(seedId, blueprintId, runId) });
+    await prefetch.start();
+  }
   let resolveDraining: () => void = () => undefined;
   const draining = new Promise<void>((resolve) => {
     resolveDraining = resolve;
@@ -75,20 +116,22 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
       manager,
       version: deps.version,
       isolationBackend,
-      prefetchIssue: () => undefined,
+      prefetchIssue: () => prefetch?.coordinator.pollTaskIssue()?.message,
       draining,
       metrics: deps.metrics,
     }),
     ...createGradientApi({ manager, sessionConfig, backendName: isolationBackend }),
   };
-  const healthListeners: ((healthy: boolean) => void)[] = [];
   return {
     api,
     manager,
     isolationBackend,
     onHealthChange: (listener) => healthListeners.push(listener),
+    healthy: () => prefetch?.coordinator.pollTaskIssue() === undefined,
+    prefetch,
     async close() {
       resolveDraining();
+      await prefetch?.close();
     },
   };
 }

@@ -35,6 +35,8 @@ async function main(): Promise<void> {
   const app = await createApp(config, { metrics, tracer: otel.tracer, log, version: ver });
   const server = await startServer({ config, api: app.api, metrics, log });
   app.onHealthChange((healthy) => server.setServing(healthy));
+  // A failure reported before the listener was attached (e.g. Redis down at start) still counts.
+  server.setServing(app.healthy());
   // Handlers go in before the ready line: a supervisor may signal as soon as it reads it.
   let stopping = false;
   const stop = (signal: string): void => {

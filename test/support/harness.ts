@@ -3,7 +3,7 @@
 import { createApp, type App } from "../../src/app.js";
 import { loadConfig, type KasminaConfig } from "../../src/config.js";
 import { signCommand } from "../../src/kasmina/command-verifier.js";
-import { FakeClock, noopMetrics, type MetricsPort } from "../../src/kasmina/ports.js";
+import { FakeClock, noopMetrics, type MetricsPort, type TracingPort } from "../../src/kasmina/ports.js";
 import type { CircuitBreakerState } from "../../src/leyline.js";
 import { AdaptationCommand, CommandType, SeedOperation } from "../../src/leyline.js";
 import { startServer, type RunningServer } from "../../src/server/server.js";
@@ -21,11 +21,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(env: Record<string, string> = {}, metrics: MetricsPort = noopMetrics): Promise<Harness> {
+export async function startHarness(env: Record<string, string> = {}, metrics: MetricsPort = noopMetrics, tracing?: TracingPort): Promise<Harness> {
   const config = loadConfig({ ESPER_LEYLINE_SECRET: SECRET, KASMINA_PORT: "0", ...env });
   const clock = new FakeClock(1000, 1_790_000_000_000);
-  const app = await createApp(config, { metrics, log: () => undefined, version: "test", clock });
+  const app = await createApp(config, { metrics, log: () => undefined, version: "test", clock, ...(tracing === undefined ? {} : { tracing }) });
   const server = await startServer({ config, api: app.api, metrics, log: () => undefined });
+  app.onHealthChange((healthy) => server.setServing(healthy));
+  server.setServing(app.healthy());
   const client = kasminaClient(server.address);
   return {
     app,
