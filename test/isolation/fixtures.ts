@@ -1,14 +1,12 @@
-// Loading and replay helpers for /work/shared/fixtures/isolation (read-only golden data).
+// Loading and replay helpers for the isolation golden fixtures (read-only; see test/support/fixtures.ts).
 
 import { readFileSync, readdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { expect } from "vitest";
+import { fixturesDir } from "../support/fixtures.js";
 import type { IsolationSession, ObserverSide, ProjectionSampler } from "../../src/isolation/index.js";
 
-/** The repository root is the folder with package.json; the fixtures sit beside it. */
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const ISOLATION_FIXTURES = join(REPO_ROOT, "../shared/fixtures/isolation");
+export const ISOLATION_FIXTURES = join(fixturesDir(), "isolation");
 
 export interface HookCall {
   readonly role: ObserverSide;

@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fixturesDir } from "../support/fixtures.js";
 import { describe, expect, it } from "vitest";
 import { AlphaSchedule } from "../../src/kasmina/alpha-schedule.js";
 
@@ -11,7 +13,7 @@ interface AlphaConfig {
 }
 
 const fixture = JSON.parse(
-  readFileSync(new URL("../../../shared/fixtures/alpha/alpha_schedule.json", import.meta.url), "utf8"),
+  readFileSync(join(fixturesDir(), "alpha", "alpha_schedule.json"), "utf8"),
 ) as { readonly configs: readonly AlphaConfig[] };
 
 describe("AlphaSchedule (KAS-H1-004)", () => {

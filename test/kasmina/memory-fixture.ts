@@ -1,9 +1,10 @@
 // Typed loader for the golden recordings under ../shared/fixtures/memory (read-only).
 
 import { readFileSync, readdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { fixturesDir } from "../support/fixtures.js";
 
-export const MEMORY_FIXTURES_DIR = fileURLToPath(new URL("../../../shared/fixtures/memory/", import.meta.url));
+export const MEMORY_FIXTURES_DIR = join(fixturesDir(), "memory");
 
 export interface StatsJson {
   readonly size: number;
