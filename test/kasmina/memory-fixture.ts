@@ -68,5 +68,5 @@ export function memoryFixtureNames(prefix: string): string[] {
 }
 
 export function loadMemoryFixture<S>(name: string): MemoryFixture<S> {
-  return JSON.parse(readFileSync(MEMORY_FIXTURES_DIR + name, "utf8")) as MemoryFixture<S>;
+  return JSON.parse(readFileSync(join(MEMORY_FIXTURES_DIR, name), "utf8")) as MemoryFixture<S>;
 }
