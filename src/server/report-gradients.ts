@@ -56,7 +56,7 @@ export function createGradientApi(options: GradientApiOptions): {
         for await (const chunk of requests) {
           if (context.signal.aborted) break;
           if (seedId === undefined) {
-            if (chunk.seedId.trim() === "") throw invalidArgument("chunk 0: seed_id must not be empty");
+            if (chunk.seedId.trim() === "") throw invalidArgument("chunk 1: seed_id must not be empty");
             seedId = chunk.seedId;
             if (!manager.hasSeed(seedId) || manager.isEphemeral(seedId)) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
             // A seed without a session (no host registered, no kernel) still has its stream
@@ -66,12 +66,13 @@ export function createGradientApi(options: GradientApiOptions): {
             if (session === undefined) target.disableCollection();
             pass = target.beginPass();
           } else if (chunk.seedId !== seedId) {
-            throw invalidArgument(`chunk ${index}: seed_id ${JSON.stringify(chunk.seedId)} differs from ${JSON.stringify(seedId)}; one stream carries one seed`);
+            throw invalidArgument(`chunk ${index + 1}: seed_id ${JSON.stringify(chunk.seedId)} differs from ${JSON.stringify(seedId)}; one stream carries one seed`);
           }
           try {
             pass?.feed({ paramKey: chunk.paramKey, side: chunk.side, numel: chunk.numel, offset: chunk.offset, values: chunk.values });
           } catch (error) {
-            if (error instanceof GradientFramingError) throw invalidArgument(`chunk ${index}: ${error.message}`);
+            // The engine's message names the chunk (1-based), the parameter and the side.
+            if (error instanceof GradientFramingError) throw invalidArgument(error.message);
             throw error;
           }
           index += 1;
