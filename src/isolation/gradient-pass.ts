@@ -364,7 +364,8 @@ function toFloat32(values: Float32Array | Uint8Array, head: string, transient: b
   }
   if (values.byteOffset % 4 === 0) return new Float32Array(values.buffer, values.byteOffset, values.byteLength / 4);
   // Raw transport bytes can sit at any offset (DESIGN §5): the one copy happens here.
-  if (!transient) return new Float32Array(values.slice().buffer);
+  // `new Uint8Array(values)` always copies into an exact-size buffer; Buffer#slice would not.
+  if (!transient) return new Float32Array(new Uint8Array(values).buffer);
   const n = values.byteLength / 4;
   if (scratch.length < n) scratch = new Float32Array(n);
   new Uint8Array(scratch.buffer, 0, values.byteLength).set(values);

@@ -53,13 +53,21 @@ function close(actual: number, expected: number, tolerance: { rel: number; abs: 
 }
 
 const fixtures = loadIsolationFixtures();
-const cases: [string, Chunking, IsolationFixture][] = fixtures.flatMap((f) => CHUNKINGS.map((c) => [f.scenario, c, f] as [string, Chunking, IsolationFixture]));
+// Every backend this machine can load (tensorflow and tensorflow-gpu need libtensorflow).
+const BACKENDS = ["js", "wasm"] as const;
+const cases: [string, Chunking, string, IsolationFixture][] = fixtures.flatMap((f) =>
+  CHUNKINGS.flatMap((c) => BACKENDS.filter((b) => b === "js" || c === "random").map((b) => [f.scenario, c, b, f] as [string, Chunking, string, IsolationFixture])),
+);
 
 describe("isolation fixtures over gRPC, exact mode (KASMINA_PROJECTION_SAMPLES=0)", () => {
-  it.each(cases)("%s, chunking %s", async (_scenario, chunking, fixture) => {
+  it.each(cases)("%s, chunking %s, backend %s", async (_scenario, chunking, backend, fixture) => {
     const variant = fixture.variants.find((v) => v.id === "projection_0");
     if (variant === undefined) throw new Error("fixture has no projection_0 variant");
-    harness = await collectingSeed({ KASMINA_PROJECTION_SAMPLES: "0", KASMINA_ISOLATION_THRESHOLD: String(variant.threshold) });
+    harness = await collectingSeed({
+      KASMINA_PROJECTION_SAMPLES: "0",
+      KASMINA_ISOLATION_THRESHOLD: String(variant.threshold),
+      KASMINA_ISOLATION_BACKEND: backend,
+    });
     const tolerance = { rel: 1e-5, abs: 1e-9 };
     let violations = 0;
     for (const [i, event] of fixture.events.entries()) {
@@ -83,7 +91,7 @@ describe("isolation fixtures over gRPC, exact mode (KASMINA_PROJECTION_SAMPLES=0
       expect(report.seedViolations).toBe(violations);
     }
     const { report } = await call(harness.client, harness.client.getIsolationStats, { seedId: "s" });
-    expect(report?.backend).toBe("js");
+    expect(report?.backend).toBe(backend);
   });
 });
 
