@@ -3,6 +3,8 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { AggregationTemporality, DataPointType, MeterProvider, MetricReader, type MetricData } from "@opentelemetry/sdk-metrics";
 import { afterEach, describe, expect, it } from "vitest";
@@ -143,6 +145,62 @@ describe("Prometheus endpoint of the real process", () => {
     } finally {
       child.kill("SIGTERM");
       await once(child, "exit");
+    }
+  });
+});
+
+describe("OTLP export of the real process", () => {
+  it("posts metrics to OTEL_EXPORTER_OTLP_ENDPOINT and flushes them on SIGTERM", async () => {
+    const main = join(repoRoot(), "dist", "src", "main.js");
+    if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (npm test does it first)`);
+    const received: { path: string; body: Buffer }[] = [];
+    const collector = createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on("data", (d: Buffer) => parts.push(d));
+      req.on("end", () => {
+        received.push({ path: req.url ?? "", body: Buffer.concat(parts) });
+        res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
+    const port = (collector.address() as AddressInfo).port;
+    const child = spawn(process.execPath, [main], {
+      env: {
+        PATH: process.env["PATH"] ?? "",
+        KASMINA_PORT: "0",
+        ESPER_LEYLINE_SECRET: "s",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_METRIC_EXPORT_INTERVAL: "60000",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        child.stdout?.on("data", (d: Buffer) => {
+          out += d.toString();
+          const ready = out.split("\n").find((l) => l.startsWith("kasmina listening on "));
+          if (ready !== undefined) resolve(ready);
+        });
+        child.once("exit", (code) => reject(new Error(`exited ${code}`)));
+      });
+      const address = /on (\S+) /.exec(line)?.[1] ?? "";
+      const { kasminaClient } = await import("../support/grpc-clients.js");
+      const client = kasminaClient(address);
+      const clock = new FakeClock(0, Date.now());
+      await call(client, client.applyCommand, { command: command(clock, { commandType: CommandType.COMMAND_OPTIMIZER }, "s") });
+      client.close();
+      // The export interval is a minute: what arrives was flushed by the graceful shutdown.
+      child.kill("SIGTERM");
+      const [code] = (await once(child, "exit")) as [number];
+      expect(code).toBe(0);
+      const metrics = received.filter((r) => r.path === "/v1/metrics").map((r) => r.body.toString()).join("\n");
+      expect(metrics).toContain("kasmina.commands");
+      expect(metrics).toContain("rpc.server.call.duration");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await new Promise((resolve) => collector.close(resolve));
     }
   });
 });

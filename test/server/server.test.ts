@@ -92,6 +92,20 @@ describe("server skeleton over a real socket", () => {
   });
 });
 
+describe("message size limit", () => {
+  it("answers RESOURCE_EXHAUSTED for a request over KASMINA_MAX_MESSAGE_BYTES", async () => {
+    const api = unimplementedApi();
+    api.registerHost = (request) => ({ parameterCount: request.parameters.length });
+    const server = await startServer({ config: { ...baseConfig, maxMessageBytes: 4096 }, api, metrics: noopMetrics, log: () => undefined });
+    const client = kasminaClient(server.address);
+    const parameters = Array.from({ length: 400 }, (_, i) => ({ key: `layer.${i}.weight`, shape: [64, 64], trainable: true, elementBytes: 4 }));
+    await expect(call(client, client.registerHost, { parameters })).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    await expect(call(client, client.registerHost, { parameters: parameters.slice(0, 2) })).resolves.toEqual({ parameterCount: 2 });
+    client.close();
+    await server.shutdown(1000);
+  });
+});
+
 describe("bearer token", () => {
   it("refuses calls without the token with UNAUTHENTICATED and accepts the right one", async () => {
     const api = unimplementedApi();
