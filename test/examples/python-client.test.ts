@@ -1,6 +1,7 @@
 // A real Python training controller (grpcio, protobuf generated from the same buf module) drives
 // the built service over a socket: Python's deterministic signing, chunked gradients, telemetry.
 import { execFileSync, spawn } from "node:child_process";
+import { spawnKasmina } from "../support/process.js";
 import { once } from "node:events";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,27 +14,14 @@ const PYTHON = "/usr/bin/python3";
 describe("examples/python/controller.py", () => {
   it("runs a training-controller cycle against the service", async () => {
     const root = repoRoot();
-    const main = join(root, "dist", "src", "main.js");
-    if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (npm test does it first)`);
     if (!existsSync(PYTHON)) throw new Error("Debian's /usr/bin/python3 is needed (apt-get install python3-grpcio python3-protobuf)");
     const gen = mkdtempSync(join(tmpdir(), "kasmina-py-"));
     execFileSync("bash", [join(root, "examples/python/generate.sh"), gen], { stdio: "pipe" });
 
     const secret = "python-interop-secret";
-    const server = spawn(process.execPath, [main], {
-      env: { PATH: process.env["PATH"] ?? "", KASMINA_PORT: "0", ESPER_LEYLINE_SECRET: secret },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const kasmina = spawnKasmina({ ESPER_LEYLINE_SECRET: secret });
     try {
-      const address = await new Promise<string>((resolve, reject) => {
-        let out = "";
-        server.stdout?.on("data", (d: Buffer) => {
-          out += d.toString();
-          const m = /kasmina listening on (\S+) /.exec(out);
-          if (m?.[1] !== undefined) resolve(m[1]);
-        });
-        server.once("exit", (code) => reject(new Error(`server exited ${code}`)));
-      });
+      const address = await kasmina.address();
       const child = spawn(PYTHON, [join(root, "examples/python/controller.py"), address], {
         env: { PATH: process.env["PATH"] ?? "", PYTHONPATH: gen, ESPER_LEYLINE_SECRET: secret },
         stdio: ["ignore", "pipe", "pipe"],
@@ -59,8 +47,7 @@ describe("examples/python/controller.py", () => {
       expect(summary["isolation"]).toEqual({ isolated: false, dot: 30, violations: 1 });
       expect((summary["bad_chunk"] as string[])[0]).toBe("INVALID_ARGUMENT");
     } finally {
-      server.kill("SIGTERM");
-      await once(server, "exit");
+      await kasmina.stop();
     }
   });
 });

@@ -2,7 +2,7 @@
 import { CommandVerifier, signCommand } from "../../src/kasmina/command-verifier.js";
 import type { FetchedKernel, Kernel, KernelRuntime } from "../../src/kasmina/kernel-runtime.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
-import { SeedManager, type SeedManagerOptions } from "../../src/kasmina/seed-manager.js";
+import { SeedManager, type IsolationPort, type IsolationSessionHandle, type SeedManagerOptions } from "../../src/kasmina/seed-manager.js";
 import { AdaptationCommand, CommandType, type SeedOperation, type TelemetryEvent, type TelemetryPacket } from "../../src/leyline.js";
 
 export const kernelFor = (blueprintId: string, names = ["w", "b"]): Kernel => ({
@@ -72,3 +72,41 @@ export const names = (events: readonly TelemetryEvent[]): string[] => events.map
 export const find = (events: readonly TelemetryEvent[], description: string): TelemetryEvent[] =>
   events.filter((e) => e.description === description);
 export const allEvents = (packets: readonly TelemetryPacket[]): TelemetryEvent[] => packets.flatMap((p) => p.events);
+
+/** An isolation session double that records the manager's calls (a real IsolationSessionHandle). */
+export class RecordingSession implements IsolationSessionHandle {
+  collecting = true;
+  readonly log: string[] = [];
+  constructor(private readonly statsValue = { hostNorm: 0, seedNorm: 0, dotProduct: 0 }) {}
+  enableCollection(): void {
+    this.collecting = true;
+    this.log.push("enable");
+  }
+  disableCollection(): void {
+    this.collecting = false;
+    this.log.push("disable");
+  }
+  reset(): void {
+    this.log.push("reset");
+  }
+  close(): void {
+    this.log.push("close");
+  }
+  stats(): { hostNorm: number; seedNorm: number; dotProduct: number } {
+    return { ...this.statsValue };
+  }
+}
+
+/** Opens RecordingSessions and remembers which seed each belongs to. */
+export class RecordingIsolation implements IsolationPort {
+  readonly opened: { seedId: string; session: RecordingSession }[] = [];
+  constructor(private readonly stats?: { hostNorm: number; seedNorm: number; dotProduct: number }) {}
+  get sessions(): RecordingSession[] {
+    return this.opened.map((o) => o.session);
+  }
+  openSession(seedId: string): IsolationSessionHandle {
+    const session = new RecordingSession(this.stats);
+    this.opened.push({ seedId, session });
+    return session;
+  }
+}

@@ -2,7 +2,6 @@
 // per SeedOperation, pause / resume, Tamiyo annotations and rejected commands.
 import { describe, expect, it } from "vitest";
 import { IDENTITY_KERNEL } from "../../src/kasmina/kernel-runtime.js";
-import type { IsolationPort, IsolationSessionHandle } from "../../src/kasmina/seed-manager.js";
 import {
   CircuitBreakerState,
   CommandType,
@@ -12,7 +11,7 @@ import {
   TelemetryLevel,
   seedOperationToJSON,
 } from "../../src/leyline.js";
-import { find, makeManager, names, seedCommand, signed } from "./manager-support.js";
+import { find, makeManager, names, RecordingIsolation, seedCommand, signed } from "./manager-support.js";
 
 const HOST = [{ key: "host.w", shape: [2], trainable: true, elementBytes: 4 }];
 const { INFO, WARNING, ERROR, CRITICAL } = {
@@ -22,36 +21,11 @@ const { INFO, WARNING, ERROR, CRITICAL } = {
   CRITICAL: TelemetryLevel.TELEMETRY_LEVEL_CRITICAL,
 };
 
-class FakeSession implements IsolationSessionHandle {
-  collecting = true;
-  log: string[] = [];
-  enableCollection(): void {
-    this.collecting = true;
-    this.log.push("enable");
+const FakeIsolation = class extends RecordingIsolation {
+  constructor() {
+    super({ hostNorm: 3, seedNorm: 4, dotProduct: 0 });
   }
-  disableCollection(): void {
-    this.collecting = false;
-    this.log.push("disable");
-  }
-  reset(): void {
-    this.log.push("reset");
-  }
-  close(): void {
-    this.log.push("close");
-  }
-  stats(): { hostNorm: number; seedNorm: number; dotProduct: number } {
-    return { hostNorm: 3, seedNorm: 4, dotProduct: 0 };
-  }
-}
-
-class FakeIsolation implements IsolationPort {
-  readonly opened: { seedId: string; session: FakeSession }[] = [];
-  openSession(seedId: string): IsolationSessionHandle {
-    const session = new FakeSession();
-    this.opened.push({ seedId, session });
-    return session;
-  }
-}
+};
 
 describe("dispatch by CommandType", () => {
   it("COMMAND_SEED without a seed_operation payload is unsupported_command", () => {

@@ -3,46 +3,14 @@
 // exportSeedStates (spec §15).
 import { describe, expect, it } from "vitest";
 import { KasminaError } from "../../src/kasmina/errors.js";
-import type { IsolationPort, IsolationSessionHandle, PrefetchPort } from "../../src/kasmina/seed-manager.js";
+import type { PrefetchPort } from "../../src/kasmina/seed-manager.js";
 import { CommandType, SeedLifecycleStage as Stage, SeedOperation, TelemetryLevel } from "../../src/leyline.js";
-import { find, makeManager, names, seedCommand, signed } from "./manager-support.js";
+import { find, makeManager, names, RecordingIsolation, seedCommand, signed } from "./manager-support.js";
 
 const HOST = [{ key: "host.w", shape: [2], trainable: true, elementBytes: 4 }];
 const OP = SeedOperation;
 
-class Session implements IsolationSessionHandle {
-  collecting = true;
-  readonly log: string[] = [];
-  enableCollection(): void {
-    this.collecting = true;
-    this.log.push("enable");
-  }
-  disableCollection(): void {
-    this.collecting = false;
-    this.log.push("disable");
-  }
-  reset(): void {
-    this.log.push("reset");
-  }
-  close(): void {
-    this.log.push("close");
-  }
-  stats(): { hostNorm: number; seedNorm: number; dotProduct: number } {
-    return { hostNorm: 0, seedNorm: 0, dotProduct: 0 };
-  }
-}
-
-const isolationPort = (): IsolationPort & { sessions: Session[] } => {
-  const sessions: Session[] = [];
-  return {
-    sessions,
-    openSession: () => {
-      const s = new Session();
-      sessions.push(s);
-      return s;
-    },
-  };
-};
+const isolationPort = (): RecordingIsolation => new RecordingIsolation();
 
 describe("driven pacing (decision 27)", () => {
   it("germinate stops in TRAINING after G1, then one stage per seed operation behind its gate", () => {

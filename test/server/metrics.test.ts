@@ -1,11 +1,7 @@
 // The binding OpenTelemetry instruments (DESIGN §2), read back through a real SDK reader while the
 // service runs over a real socket; and the Prometheus endpoint of the real process over HTTP.
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { AggregationTemporality, DataPointType, MeterProvider, MetricReader, type MetricData } from "@opentelemetry/sdk-metrics";
 import { afterEach, describe, expect, it } from "vitest";
 import { OtelMetrics } from "../../src/infra/otel-metrics.js";
@@ -14,8 +10,8 @@ import { SeedManager } from "../../src/kasmina/seed-manager.js";
 import { BlueprintCatalog } from "../../src/infra/blueprint-catalog.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
 import { CommandType, SeedOperation, type TelemetryPacket } from "../../src/leyline.js";
-import { repoRoot } from "../../src/repo-root.js";
-import { call } from "../support/grpc-clients.js";
+import { call, kasminaClient } from "../support/grpc-clients.js";
+import { spawnKasmina } from "../support/process.js";
 import { command, germinate, seedOp, startHarness, type Harness } from "../support/harness.js";
 import { freePort } from "../support/redis-server.js";
 import { Metadata } from "@grpc/grpc-js";
@@ -116,26 +112,10 @@ describe("OpenTelemetry instruments", () => {
 
 describe("Prometheus endpoint of the real process", () => {
   it("serves the binding instruments over HTTP when KASMINA_PROMETHEUS_PORT is set", async () => {
-    const main = join(repoRoot(), "dist", "src", "main.js");
-    if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (npm test does it first)`);
     const prometheusPort = await freePort();
-    const child = spawn(process.execPath, [main], {
-      env: { PATH: process.env["PATH"] ?? "", KASMINA_PORT: "0", ESPER_LEYLINE_SECRET: "s", KASMINA_PROMETHEUS_PORT: String(prometheusPort) },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const kasmina = spawnKasmina({ ESPER_LEYLINE_SECRET: "s", KASMINA_PROMETHEUS_PORT: String(prometheusPort) });
     try {
-      const line = await new Promise<string>((resolve, reject) => {
-        let out = "";
-        child.stdout?.on("data", (d: Buffer) => {
-          out += d.toString();
-          const ready = out.split("\n").find((l) => l.startsWith("kasmina listening on "));
-          if (ready !== undefined) resolve(ready);
-        });
-        child.once("exit", (code) => reject(new Error(`exited ${code}`)));
-      });
-      const port = /:(\d+) /.exec(line)?.[1] ?? "";
-      const { kasminaClient } = await import("../support/grpc-clients.js");
-      const client = kasminaClient(`127.0.0.1:${port}`);
+      const client = kasminaClient(await kasmina.address());
       const clock = new FakeClock(0, Date.now());
       await call(client, client.applyCommand, { command: command(clock, { commandType: CommandType.COMMAND_OPTIMIZER }, "s") });
       client.close();
@@ -143,16 +123,13 @@ describe("Prometheus endpoint of the real process", () => {
       expect(body).toMatch(/kasmina_commands_total\{command_type="COMMAND_OPTIMIZER",outcome="accepted",reason="ok"[^}]*\} 1/);
       expect(body).toContain("rpc_server_call_duration");
     } finally {
-      child.kill("SIGTERM");
-      await once(child, "exit");
+      await kasmina.stop();
     }
   });
 });
 
 describe("OTLP export of the real process", () => {
   it("posts metrics to OTEL_EXPORTER_OTLP_ENDPOINT and flushes them on SIGTERM", async () => {
-    const main = join(repoRoot(), "dist", "src", "main.js");
-    if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (npm test does it first)`);
     const received: { path: string; body: Buffer }[] = [];
     const collector = createServer((req, res) => {
       const parts: Buffer[] = [];
@@ -164,42 +141,24 @@ describe("OTLP export of the real process", () => {
     });
     await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
     const port = (collector.address() as AddressInfo).port;
-    const child = spawn(process.execPath, [main], {
-      env: {
-        PATH: process.env["PATH"] ?? "",
-        KASMINA_PORT: "0",
-        ESPER_LEYLINE_SECRET: "s",
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-        OTEL_METRIC_EXPORT_INTERVAL: "60000",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const kasmina = spawnKasmina({
+      ESPER_LEYLINE_SECRET: "s",
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_METRIC_EXPORT_INTERVAL: "60000",
     });
     try {
-      const line = await new Promise<string>((resolve, reject) => {
-        let out = "";
-        child.stdout?.on("data", (d: Buffer) => {
-          out += d.toString();
-          const ready = out.split("\n").find((l) => l.startsWith("kasmina listening on "));
-          if (ready !== undefined) resolve(ready);
-        });
-        child.once("exit", (code) => reject(new Error(`exited ${code}`)));
-      });
-      const address = /on (\S+) /.exec(line)?.[1] ?? "";
-      const { kasminaClient } = await import("../support/grpc-clients.js");
-      const client = kasminaClient(address);
+      const client = kasminaClient(await kasmina.address());
       const clock = new FakeClock(0, Date.now());
       await call(client, client.applyCommand, { command: command(clock, { commandType: CommandType.COMMAND_OPTIMIZER }, "s") });
       client.close();
       // The export interval is a minute: what arrives was flushed by the graceful shutdown.
-      child.kill("SIGTERM");
-      const [code] = (await once(child, "exit")) as [number];
-      expect(code).toBe(0);
+      expect((await kasmina.stop()).code).toBe(0);
       const metrics = received.filter((r) => r.path === "/v1/metrics").map((r) => r.body.toString()).join("\n");
       expect(metrics).toContain("kasmina.commands");
       expect(metrics).toContain("rpc.server.call.duration");
     } finally {
-      if (child.exitCode === null) child.kill("SIGKILL");
+      await kasmina.stop("SIGKILL");
       await new Promise((resolve) => collector.close(resolve));
     }
   });
