@@ -40,4 +40,10 @@ export default tseslint.config(
     files: ["eslint.config.js"],
     ...tseslint.configs.disableTypeChecked,
   },
+  {
+    // Plain JavaScript run by Node (the bench load client's worker thread).
+    files: ["**/*.mjs"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { globals: { Buffer: "readonly", performance: "readonly", process: "readonly" } },
+  },
 );

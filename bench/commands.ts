@@ -1,7 +1,9 @@
-// ApplyCommand over loopback with several concurrent clients, beside (a) the in-process cost of the
-// same commands and (b) a bare grpc-js server whose handler does nothing, all in one run.
+// ApplyCommand over loopback with several concurrent clients (on a worker thread, as a trainer runs
+// in its own process), beside (a) the in-process cost of the same commands and (b) a bare grpc-js
+// server whose handler does nothing, all in one run.
 // Prints commands/s, p50 and p99 latency, and the ratio to the bare rate (target ≥ 0.8).
-import { Server, ServerCredentials, credentials, Client, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, Server, ServerCredentials } from "@grpc/grpc-js";
+import { runLoad, type LoadJob, type UnaryResult } from "./load-worker.js";
 import { createApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { signCommand } from "../src/kasmina/command-verifier.js";
@@ -38,43 +40,6 @@ function signedRequests(n: number): Buffer[] {
   return out;
 }
 
-const percentile = (sorted: Float64Array, p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
-
-interface LoadResult {
-  rate: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-/** Closed-loop load: CLIENTS channels × INFLIGHT outstanding calls for SECONDS. */
-async function load(address: string, path: string, requests: Buffer[]): Promise<LoadResult> {
-  const clients = Array.from({ length: CLIENTS }, () => new Client(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
-  const latencies: number[] = [];
-  let errors = 0;
-  let cursor = 0;
-  const deadline = performance.now() + SECONDS * 1000;
-  const worker = async (client: Client): Promise<void> => {
-    while (performance.now() < deadline) {
-      const body = requests[cursor++ % requests.length] as Buffer;
-      const started = performance.now();
-      await new Promise<void>((resolve) => {
-        client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, body, new Metadata(), (error: ServiceError | null) => {
-          if (error) errors += 1;
-          else latencies.push(performance.now() - started);
-          resolve();
-        });
-      });
-    }
-  };
-  const started = performance.now();
-  await Promise.all(clients.flatMap((c) => Array.from({ length: INFLIGHT }, () => worker(c))));
-  const elapsed = (performance.now() - started) / 1000;
-  clients.forEach((c) => c.close());
-  const sorted = Float64Array.from(latencies).sort();
-  return { rate: latencies.length / elapsed, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), errors };
-}
-
 async function bareServer(): Promise<{ address: string; stop: () => Promise<void> }> {
   const server = new Server();
   server.addService(
@@ -98,20 +63,29 @@ async function main(): Promise<void> {
   for (const body of inprocRequests) await inproc.api.applyCommand(ApplyCommandRequest.decode(body), { method: PATH, metadata: new Metadata(), signal: new AbortController().signal });
   const inprocUs = ((performance.now() - t0) * 1000) / inprocRequests.length;
 
+  const job = (address: string, requests: Buffer[]): LoadJob => ({
+    kind: "unary",
+    address,
+    path: PATH,
+    requests,
+    clients: CLIENTS,
+    inflight: INFLIGHT,
+    seconds: SECONDS,
+  });
   const bare = await bareServer();
-  const bareResult = await load(bare.address, PATH, signedRequests(2000));
+  const bareResult = await runLoad<UnaryResult>(job(bare.address, signedRequests(2000)));
   await bare.stop();
 
   const app = await createApp(config, { metrics: noopMetrics, log, version: "bench" });
   const server = await startServer({ config, api: app.api, metrics: noopMetrics, log });
   // Enough unique commands that none is replayed within the run.
-  const kasmina = await load(server.address, PATH, signedRequests(Math.ceil(bareResult.rate * SECONDS * 1.5) + 10_000));
+  const kasmina = await runLoad<UnaryResult>(job(server.address, signedRequests(Math.ceil(bareResult.rate * SECONDS * 1.5) + 10_000)));
   await app.close();
   await server.shutdown(1000);
 
-  const row = (name: string, r: LoadResult): string =>
+  const row = (name: string, r: UnaryResult): string =>
     `${name.padEnd(28)} ${r.rate.toFixed(0).padStart(8)} cmd/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors ${r.errors}`;
-  console.log(`ApplyCommand over loopback, ${CLIENTS} clients × ${INFLIGHT} in flight, ${SECONDS} s each (same process, same run)`);
+  console.log(`ApplyCommand over loopback, ${CLIENTS} clients × ${INFLIGHT} in flight, ${SECONDS} s each (client on its own thread, same run)`);
   console.log(row("bare grpc-js (no-op handler)", bareResult));
   console.log(row("kasmina ApplyCommand", kasmina));
   console.log(`in-process handleCommand      ${inprocUs.toFixed(1)} µs/command (${(1e6 / inprocUs).toFixed(0)} cmd/s on one core)`);

@@ -1,7 +1,9 @@
-// ReportGradients end to end over loopback with 4 MiB chunks, beside (a) the in-process engine on
+// ReportGradients end to end over loopback with 4 MiB chunks (the client on a worker thread, as a
+// trainer runs in its own process), beside (a) the in-process engine on
 // the same chunks and (b) a bare grpc-js server that only counts the bytes of the same stream, all
 // in one run. Prints GB/s of gradient bytes and the ratio to the bare rate (target ≥ 0.8).
-import { Server, ServerCredentials, credentials, Client, Metadata, type ServerReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServerReadableStream } from "@grpc/grpc-js";
+import { runLoad, type StreamsResult } from "./load-worker.js";
 import { createApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { signCommand } from "../src/kasmina/command-verifier.js";
@@ -32,42 +34,6 @@ function passChunks(): { encoded: Buffer[]; decoded: ReportGradientsRequest[]; b
   }
   const encoded = decoded.map((d) => Buffer.from(ReportGradientsRequest.encode(d).finish()));
   return { encoded, decoded, bytes: decoded.length * payload.length };
-}
-
-function sendStream(client: Client, encoded: Buffer[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const call = client.makeClientStreamRequest(PATH, (b: Buffer) => b, (b: Buffer) => b, new Metadata(), (error: ServiceError | null) =>
-      error ? reject(error) : resolve(),
-    );
-    let i = 0;
-    // Respect the transport's backpressure.
-    const pump = (): void => {
-      while (i < encoded.length) {
-        if (!call.write(encoded[i++] as Buffer)) {
-          call.once("drain", pump);
-          return;
-        }
-      }
-      call.end();
-    };
-    pump();
-  });
-}
-
-/** Streams alternate between the targets, so drift in machine load hits each of them alike. */
-async function interleaved(addresses: string[], encoded: Buffer[], bytes: number): Promise<number[]> {
-  const clients = addresses.map((a) => new Client(a, credentials.createInsecure(), { "grpc.max_send_message_length": 64 << 20 }));
-  for (const client of clients) await sendStream(client, encoded); // warm-up
-  const seconds = clients.map(() => 0);
-  for (let s = 0; s < STREAMS; s++) {
-    for (const [i, client] of clients.entries()) {
-      const started = performance.now();
-      await sendStream(client, encoded);
-      seconds[i] = (seconds[i] ?? 0) + (performance.now() - started) / 1000;
-    }
-  }
-  clients.forEach((c) => c.close());
-  return seconds.map((t) => (bytes * STREAMS) / t / 1e9);
 }
 
 async function bareServer(): Promise<{ address: string; counted: () => number; stop: () => Promise<void> }> {
@@ -119,13 +85,13 @@ async function main(): Promise<void> {
   });
   cmd.annotations["signature"] = signCommand(cmd, SECRET);
   if (!app.manager.handleCommand(cmd).accepted) throw new Error("germinate refused");
-  const [bareRate = 0, kasmina = 0] = await interleaved([bare.address, server.address], encoded, bytes);
+  const [bareRate = 0, kasmina = 0] = await runLoad<StreamsResult>({ kind: "streams", addresses: [bare.address, server.address], path: PATH, chunks: encoded, streams: STREAMS });
   await bare.stop();
   const elements = app.manager.isolationSession("s")?.stats();
   await app.close();
   await server.shutdown(1000);
 
-  console.log(`ReportGradients, ${STREAMS} streams of ${(bytes / 2 ** 20).toFixed(0)} MiB in 4 MiB chunks (same process, interleaved in one run)`);
+  console.log(`ReportGradients, ${STREAMS} streams of ${(bytes / 2 ** 20).toFixed(0)} MiB in 4 MiB chunks (client on its own thread, streams interleaved in one run)`);
   console.log(`bare server (counts bytes)      ${bareRate.toFixed(2)} GB/s`);
   console.log(`kasmina ReportGradients         ${kasmina.toFixed(2)} GB/s   (seed norm ${elements?.seedNorm.toFixed(3) ?? "?"})`);
   console.log(`in-process engine, no transport ${engine.toFixed(2)} GB/s`);
