@@ -5,7 +5,7 @@ import { BlueprintCatalog } from "./infra/blueprint-catalog.js";
 import { CommandVerifier } from "./kasmina/command-verifier.js";
 import { systemClock, type Clock, type MetricsPort } from "./kasmina/ports.js";
 import { SeedManager } from "./kasmina/seed-manager.js";
-import { unimplementedApi, type KasminaApi } from "./server/api.js";
+import type { KasminaApi } from "./server/api.js";
 import { createKasminaApi } from "./server/kasmina-api.js";
 import { createGradientApi } from "./server/report-gradients.js";
 import { isolationSessionFactory, selectBackend, type IsolationSessionConfig } from "./isolation/index.js";
@@ -111,7 +111,6 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
   });
   const isolationBackend = backend.name;
   const api: KasminaApi = {
-    ...unimplementedApi(),
     ...createKasminaApi({
       manager,
       version: deps.version,
