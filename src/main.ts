@@ -62,6 +62,11 @@ async function main(): Promise<void> {
 
 }
 
+// Nothing a client sends may take the service down: a stray rejection is logged, not fatal.
+process.on("unhandledRejection", (reason) => {
+  log(`unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
+});
+
 main().catch((error: unknown) => {
   log(`failed to start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
