@@ -94,8 +94,6 @@ class LoopHealth {
   failure: Error | undefined;
   /** Set once when the loop ended while the coordinator should run. */
   exit: Error | undefined;
-  /** The exit was a crash (an exception), not a consumer that simply ended. */
-  crashed = false;
 }
 
 interface LoopState {
@@ -209,15 +207,14 @@ export class PrefetchCoordinator {
 
   /**
    * KAS-H1-006. A loop failure (its latest round failed: the exception itself) or a loop that ended
-   * while the coordinator should run ("... exited unexpectedly"). Once close() has begun, exits and
-   * interruptions are not failures; a real failure seen before is still reported until close()
-   * finishes. After close, and when healthy, undefined.
+   * while the coordinator should run ("... exited unexpectedly"). During and after a deliberate
+   * close() nothing is reported: a supervisor polling then must not page for a clean shutdown.
    */
   pollTaskIssue(): Error | undefined {
-    if (this.state === "idle") return undefined;
+    if (this.state !== "running") return undefined;
     for (const { health } of this.loops) {
       if (health.failure !== undefined) return health.failure;
-      if (health.exit !== undefined && (this.state === "running" || health.crashed)) return health.exit;
+      if (health.exit !== undefined) return health.exit;
     }
     return undefined;
   }
@@ -387,7 +384,6 @@ export class PrefetchCoordinator {
           this.checkRecovered();
         },
         onExit: (error) => {
-          health.crashed = error !== undefined;
           health.exit = error ?? new Error(`Kasmina prefetch ${name} task exited unexpectedly`);
           this.recordLoopFailure(name, consumer.stream, health.exit);
         },
