@@ -73,7 +73,10 @@ describe("KAS-H1-006 pollTaskIssue vectors", () => {
     // Every failed round is a span: the loop keeps retrying with backoff rather than dying.
     await fixture.issues.waitFor(3);
     expect(fixture.tracing.spans(PREFETCH_LOOP_SPAN).length).toBeGreaterThanOrEqual(3);
-    await fixture.coordinator.close();
+    // A deliberate close silences even a failure that was current: no page for a clean shutdown.
+    const closing = fixture.coordinator.close();
+    expect(fixture.coordinator.pollTaskIssue()).toBeUndefined();
+    await closing;
     expect(fixture.coordinator.pollTaskIssue()).toBeUndefined();
   });
 
