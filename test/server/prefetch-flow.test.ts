@@ -2,7 +2,8 @@
 // real redis-server answered by a stand-in Oona responder; spans read back from memory.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SpanStatusCode } from "@opentelemetry/api";
-import { SeedLifecycleStage as Stage, SeedOperation, TelemetryLevel } from "../../src/leyline.js";
+import { Redis } from "ioredis";
+import { BusEnvelope, BusMessageType, SeedLifecycleStage as Stage, SeedOperation, TelemetryLevel, type TelemetryEvent } from "../../src/leyline.js";
 import { RedisBus } from "../../src/infra/redis-bus.js";
 import { PrefetchResponder } from "../../src/prefetch/responder.js";
 import { call, healthStatus } from "../support/grpc-clients.js";
@@ -122,6 +123,21 @@ describe("prefetch on Redis Streams (KASMINA_BUS=redis) against a real redis-ser
     await call(h.client, h.client.applyCommand, { command: germinate(h.clock, "s") });
     await waitUntil(async () => (await stageOf(h, "s")) === Stage.SEED_STAGE_TRAINING, "the seed reaches TRAINING over Redis", 10_000);
     expect(await healthStatus(h.server.address)).toBe("SERVING");
+
+    // An unsigned reply (someone without the secret) is acknowledged, dropped and reported.
+    const raw = new Redis(redis.url, { lazyConnect: true });
+    await raw.connect();
+    await raw.xadd("oona.kernels.ready", "*", "payload", Buffer.from(BusEnvelope.encode({ messageType: BusMessageType.BUS_MESSAGE_TYPE_KERNEL_PREFETCH_READY, payload: Buffer.alloc(0), attributes: {} }).finish()));
+    raw.disconnect();
+    let rejected: TelemetryEvent | undefined;
+    await waitUntil(async () => {
+      await call(h.client, h.client.finalizeStep, {});
+      const events = (await call(h.client, h.client.drainTelemetry, { maxPackets: 0 })).packets.flatMap((p) => p.events);
+      rejected ??= events.find((e) => e.description === "prefetch_message_rejected");
+      return rejected !== undefined;
+    }, "the unsigned reply is reported", 10_000);
+    expect(rejected?.attributes["stream"]).toBe("oona.kernels.ready");
+    expect(rejected?.attributes["reason"]).toMatch(/signature/);
 
     await redis.stop();
     await waitUntil(async () => (await healthStatus(h.server.address)) === "NOT_SERVING", "health turns NOT_SERVING", 10_000);
