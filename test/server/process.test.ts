@@ -1,8 +1,19 @@
 // The real entry point as a child process: ready line, health over the socket, bad configuration,
 // and SIGTERM/SIGINT draining to exit 0.
+import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { healthStatus } from "../support/grpc-clients.js";
 import { spawnKasmina } from "../support/process.js";
+
+/** tfjs-node needs libtensorflow, which its installer downloads; where it is absent it cannot load. */
+function tfjsNodeInstalled(): boolean {
+  try {
+    createRequire(import.meta.url).resolve("@tensorflow/tfjs-node");
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe("kasmina process", () => {
   it("prints the ready line, serves health, and exits 0 on SIGTERM", async () => {
@@ -27,6 +38,17 @@ describe("kasmina process", () => {
     await kasmina.ready();
     await kasmina.stop();
     expect(kasmina.stderr().match(/ESPER_LEYLINE_SECRET is not set/g)).toHaveLength(1);
+  });
+
+  it("an explicitly requested isolation backend that cannot load fails start-up, naming it", async () => {
+    const kasmina = spawnKasmina({ KASMINA_ISOLATION_BACKEND: "tensorflow" });
+    if (tfjsNodeInstalled()) {
+      expect(await kasmina.ready()).toContain("(isolation backend: tensorflow)");
+      await kasmina.stop();
+      return;
+    }
+    expect((await kasmina.exited()).code).toBe(1);
+    expect(kasmina.stderr()).toContain('isolation backend "tensorflow" is not available');
   });
 
   it("fails start-up with a message naming a bad variable", async () => {
