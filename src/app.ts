@@ -1,7 +1,7 @@
 // Composition root: builds the domain from configuration and ports, and hands the server its API.
 import type { Tracer } from "@opentelemetry/api";
-import type { KasminaConfig } from "./config.js";
-import { BlueprintCatalog } from "./infra/blueprint-catalog.js";
+import { ConfigError, type KasminaConfig } from "./config.js";
+import { BlueprintCatalog, CatalogError } from "./infra/blueprint-catalog.js";
 import { CommandVerifier } from "./kasmina/command-verifier.js";
 import { systemClock, type Clock, type MetricsPort } from "./kasmina/ports.js";
 import { SeedManager } from "./kasmina/seed-manager.js";
@@ -37,9 +37,20 @@ export interface App {
   close(): Promise<void>;
 }
 
+/** The built-in catalog, or the file's; a bad file is a configuration error naming the variable. */
+function loadCatalog(path: string | undefined): BlueprintCatalog {
+  if (path === undefined) return BlueprintCatalog.builtin();
+  try {
+    return BlueprintCatalog.fromFile(path);
+  } catch (error) {
+    if (error instanceof CatalogError) throw new ConfigError("KASMINA_BLUEPRINT_CATALOG", `${path}: ${error.message}`);
+    throw error;
+  }
+}
+
 export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock;
-  const runtime = config.blueprintCatalog === undefined ? BlueprintCatalog.builtin() : BlueprintCatalog.fromFile(config.blueprintCatalog);
+  const runtime = loadCatalog(config.blueprintCatalog);
   const verifier =
     config.secret === undefined
       ? undefined
@@ -50,7 +61,9 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
           freshnessWindowSeconds: config.freshnessWindowSeconds,
         });
   // An explicitly requested backend that cannot load fails start-up; auto falls back and logs why.
-  const backend = await selectBackend(config.isolationBackend, deps.log);
+  const backend = await selectBackend(config.isolationBackend, deps.log).catch((error: unknown) => {
+    throw new ConfigError("KASMINA_ISOLATION_BACKEND", (error as Error).message);
+  });
   const sessionConfig: IsolationSessionConfig = {
     threshold: config.isolationThreshold,
     projectionSamples: config.projectionSamples,

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, type KasminaConfig } from "./config.js";
 import { startOtel } from "./infra/otel.js";
 import { OtelMetrics } from "./infra/otel-metrics.js";
 import { repoRoot } from "./repo-root.js";
-import { createApp } from "./app.js";
+import { createApp, type App } from "./app.js";
 import { startServer } from "./server/server.js";
 
 const log = (message: string): void => console.error(`kasmina: ${message}`);
@@ -32,7 +32,17 @@ async function main(): Promise<void> {
   if (config.secret === undefined) {
     log("ESPER_LEYLINE_SECRET is not set: every command will be refused with FAILED_PRECONDITION verifier_unavailable");
   }
-  const app = await createApp(config, { metrics, tracer: otel.tracer, log, version: ver });
+  let app: App;
+  try {
+    app = await createApp(config, { metrics, tracer: otel.tracer, log, version: ver });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      log(`configuration error: ${error.message}`);
+      await otel.shutdown();
+      process.exit(2);
+    }
+    throw error;
+  }
   const server = await startServer({ config, api: app.api, metrics, log });
   app.onHealthChange((healthy) => server.setServing(healthy));
   // A failure reported before the listener was attached (e.g. Redis down at start) still counts.

@@ -1,6 +1,9 @@
 // The real entry point as a child process: ready line, health over the socket, bad configuration,
 // and SIGTERM/SIGINT draining to exit 0.
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { healthStatus } from "../support/grpc-clients.js";
 import { spawnKasmina } from "../support/process.js";
@@ -47,8 +50,17 @@ describe("kasmina process", () => {
       await kasmina.stop();
       return;
     }
-    expect((await kasmina.exited()).code).toBe(1);
-    expect(kasmina.stderr()).toContain('isolation backend "tensorflow" is not available');
+    expect((await kasmina.exited()).code).toBe(2);
+    expect(kasmina.stderr()).toContain('KASMINA_ISOLATION_BACKEND: isolation backend "tensorflow" is not available');
+  });
+
+  it("a blueprint catalog that does not parse fails start-up, naming the variable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kasmina-catalog-"));
+    const catalog = join(dir, "catalog.json");
+    writeFileSync(catalog, JSON.stringify({ blueprints: { BP9: { artifact_ref: "x", parameters: [{ name: "w", shape: [-1] }] } } }));
+    const kasmina = spawnKasmina({ KASMINA_BLUEPRINT_CATALOG: catalog });
+    expect((await kasmina.exited()).code).toBe(2);
+    expect(kasmina.stderr()).toContain(`KASMINA_BLUEPRINT_CATALOG: ${catalog}: blueprint BP9 parameter #0 (w): shape must be an array of non-negative integers`);
   });
 
   it("fails start-up with a message naming a bad variable", async () => {
