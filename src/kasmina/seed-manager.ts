@@ -32,13 +32,13 @@ import { blendAllowed, canTransition, isCollectingStage, stageName } from "./lif
 import { emergencyEventAttributes, gcEventAttributes, MemoryGovernor, type GcResult } from "./memory-governor.js";
 import { ParameterConflictError, ParameterRegistry } from "./parameter-registry.js";
 import { noopMetrics, type Clock, type Counter, type MetricsPort } from "./ports.js";
+import { globalHealth, globalMetrics, seedHealth, seedMetrics, type CacheStatsView, type GlobalFigures } from "./packet-content.js";
 import { makeEventQueue, SeedContext } from "./seed-context.js";
 import type { SeedQueue } from "./seed-queue.js";
 import {
   buildPacket,
   event,
   info,
-  metric,
   PacketLog,
   priorityOfEvents,
   warning,
@@ -114,12 +114,7 @@ export interface GcReport {
   gcEpoch: number;
 }
 
-export interface CacheStatsView {
-  size: number;
-  hitRate: number;
-  evictions: number;
-  capacity: number;
-}
+export type { CacheStatsView } from "./packet-content.js";
 
 const TAMIYO_KEYS = ["feature_coverage", "risk_reason", "blueprint_risk", "blueprint_tier", "blueprint_stage"] as const;
 const GLOBAL_QUEUE_CAPACITY = 4096;
@@ -1151,7 +1146,7 @@ export class SeedManager {
     let globals: MetricPoint[] | undefined;
     for (const ctx of [...this.seeds.values()]) {
       if (ctx.queue.length === 0 && (stepIndex === undefined || stepIndex === ctx.lastStepEmitted)) continue;
-      globals ??= this.globalMetrics();
+      globals ??= globalMetrics(this.globalFigures());
       this.emit(this.buildSeedPacket(ctx, stepIndex, globals));
       emitted += 1;
       ctx.pendingPriority = MessagePriority.MESSAGE_PRIORITY_NORMAL;
@@ -1174,22 +1169,13 @@ export class SeedManager {
     this.globalPriority = MessagePriority.MESSAGE_PRIORITY_NORMAL;
     if (this.lastFallbackUsed) events.push(warning("fallback_applied", { lat: fmt(this.lastFetchLatencyMs, 1) }));
     if (this.globalViolations > 0) events.push(warning("isolation_violations", { violations: String(this.globalViolations) }));
-    let status = HealthStatus.HEALTH_STATUS_HEALTHY;
-    let summary = "nominal";
-    if (this.globalViolations > 0) {
-      status = HealthStatus.HEALTH_STATUS_UNHEALTHY;
-      summary = "violations";
-    } else if (this.lastFallbackUsed || this.lastFetchLatencyMs > this.latencyBudgetMs) {
-      status = HealthStatus.HEALTH_STATUS_DEGRADED;
-      summary = this.lastFallbackUsed ? "fallback" : "latency_high";
-    }
+    const figures = this.globalFigures();
     const packet = buildPacket({
       packetId: `kasmina-global-${this.packetCounter}`,
       wallMs: this.clock.wallMs(),
-      metrics: this.globalMetrics(),
+      metrics: globalMetrics(figures),
       events,
-      status,
-      summary,
+      ...globalHealth(figures),
       indicators: { seeds: String(this.seeds.size), priority: messagePriorityToJSON(priority), step_index: stepIndex === undefined ? "" : stepIndex.toString() },
     });
     this.emit({ packet, priority });
@@ -1198,33 +1184,24 @@ export class SeedManager {
   private buildSeedPacket(
     ctx: SeedContext,
     stepIndex: bigint | undefined,
-    globals: readonly MetricPoint[] = this.globalMetrics(),
+    globals: readonly MetricPoint[] = globalMetrics(this.globalFigures()),
   ): { packet: TelemetryPacket; priority: MessagePriority } {
     const events = ctx.queue.drain();
     const stage = stageName(ctx.stage);
     ctx.metadata.set("last_stage_event", stage);
     events.push(info("seed_stage", { seed_id: ctx.seedId, stage, alpha: fmt(ctx.alpha, 4) }));
     const priority = Math.max(ctx.pendingPriority, priorityOfEvents(events));
-    let status = HealthStatus.HEALTH_STATUS_HEALTHY;
-    let summary = "nominal";
-    if (ctx.isolationViolations > 0) {
-      status = HealthStatus.HEALTH_STATUS_UNHEALTHY;
-      summary = "violations";
-      ctx.metadata.set("performance_status", summary);
-    } else if (ctx.usedFallback || ctx.lastKernelLatencyMs > this.latencyBudgetMs) {
-      status = HealthStatus.HEALTH_STATUS_DEGRADED;
-      summary = ctx.usedFallback ? "fallback" : "latency_high";
-      ctx.metadata.set("performance_status", summary);
-    } else if (!ctx.metadata.has("performance_status")) {
-      ctx.metadata.set("performance_status", "nominal");
+    const health = seedHealth(ctx, this.latencyBudgetMs);
+    // Spec §9.3 side effect: an unhealthy summary becomes the status; "nominal" only fills a gap.
+    if (health.status !== HealthStatus.HEALTH_STATUS_HEALTHY || !ctx.metadata.has("performance_status")) {
+      ctx.metadata.set("performance_status", health.summary);
     }
     const packet = buildPacket({
       packetId: `kasmina-seed-${ctx.seedId}-${this.packetCounter}`,
       wallMs: this.clock.wallMs(),
-      metrics: [...globals, ...this.seedMetrics(ctx)],
+      metrics: [...globals, ...seedMetrics(ctx, this.sessions.get(ctx.seedId))],
       events,
-      status,
-      summary,
+      ...health,
       indicators: { seed_id: ctx.seedId, priority: messagePriorityToJSON(priority), step_index: stepIndex === undefined ? "" : stepIndex.toString() },
     });
     return { packet, priority };
@@ -1238,61 +1215,19 @@ export class SeedManager {
     this.packets.append(packet);
   }
 
-  private globalMetrics(): MetricPoint[] {
-    const breaker = this.kernelBreaker.snapshot();
-    const kernel = this.memory.kernelCache.stats();
-    const out: MetricPoint[] = [
-      metric("kasmina.seeds.active", this.seeds.size, "count"),
-      metric("kasmina.isolation.violations", this.globalViolations, "count"),
-    ];
-    if (!this.lastFallbackUsed && this.lastFetchLatencyMs !== 0) out.push(metric("kasmina.kernel.fetch_latency_ms", this.lastFetchLatencyMs, "ms"));
-    out.push(
-      metric("kasmina.breaker.state", breaker.state, "state"),
-      metric("kasmina.breaker.failures", breaker.failureCount, "count"),
-      metric("kasmina.cache.kernel_size", kernel.size, "count"),
-      metric("kasmina.cache.kernel_hit_rate", kernel.hitRate, "ratio"),
-      metric("kasmina.cache.kernel_evictions", kernel.evictions, "count"),
-    );
-    const gpu = this.gpuCacheStats();
-    if (gpu !== undefined) {
-      out.push(
-        metric("kasmina.cache.gpu_size", gpu.size, "count"),
-        metric("kasmina.cache.gpu_capacity", gpu.capacity, "count"),
-        metric("kasmina.cache.gpu_hit_rate", gpu.hitRate, "ratio"),
-        metric("kasmina.cache.gpu_evictions", gpu.evictions, "count"),
-      );
-    }
-    out.push(metric("kasmina.cache.telemetry_size", this.memory.telemetryCache.stats().size, "count"));
-    if (this.lastRollbackLatencyMs > 0) out.push(metric("kasmina.rollback.latency_ms", this.lastRollbackLatencyMs, "ms"));
-    return out;
-  }
-
-  private seedMetrics(ctx: SeedContext): MetricPoint[] {
-    const a = { seed_id: ctx.seedId };
-    const out = [
-      metric("kasmina.seed.stage", ctx.stage, "state", a),
-      metric("kasmina.seed.alpha", ctx.alpha, "ratio", a),
-      metric("kasmina.seed.kernel_attached", ctx.kernelAttached ? 1 : 0, "flag", a),
-      metric("kasmina.seed.kernel_latency_ms", ctx.lastKernelLatencyMs, "ms", a),
-      metric("kasmina.seed.last_kernel_latency_ms", ctx.lastKernelLatencyMs, "ms", a),
-      metric("kasmina.seed.isolation_violations", ctx.isolationViolations, "count", a),
-      metric("kasmina.seed.fallback_used", ctx.usedFallback ? 1 : 0, "flag", a),
-    ];
-    if (ctx.stage === Stage.SEED_STAGE_BLENDING) out.push(metric("kasmina.seed.alpha_steps", ctx.alphaSteps, "count", a));
-    const session = this.sessions.get(ctx.seedId);
-    if (session !== undefined) {
-      try {
-        const stats = session.stats();
-        out.push(
-          metric("kasmina.seed.isolation.dot", stats.dotProduct, "dot", a),
-          metric("kasmina.seed.isolation.host_norm", stats.hostNorm, "grad", a),
-          metric("kasmina.seed.isolation.seed_norm", stats.seedNorm, "grad", a),
-        );
-      } catch {
-        // Spec §9.5: isolation stats failures only omit these three metrics.
-      }
-    }
-    return out;
+  private globalFigures(): GlobalFigures {
+    return {
+      contexts: this.seeds.size,
+      violations: this.globalViolations,
+      lastFetchLatencyMs: this.lastFetchLatencyMs,
+      lastFallbackUsed: this.lastFallbackUsed,
+      latencyBudgetMs: this.latencyBudgetMs,
+      kernelBreaker: this.kernelBreaker.snapshot(),
+      kernelCache: this.memory.kernelCache.stats(),
+      gpuCache: this.gpuCacheStats(),
+      telemetryCacheSize: this.memory.telemetryCache.stats().size,
+      lastRollbackLatencyMs: this.lastRollbackLatencyMs,
+    };
   }
 }
 
