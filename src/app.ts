@@ -88,6 +88,7 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
   });
   const healthListeners: ((healthy: boolean) => void)[] = [];
   const setHealthy = (healthy: boolean): void => healthListeners.forEach((listener) => listener(healthy));
+  let lastIssue: string | undefined;
   // Kernel prefetch over the bus (KASMINA_BUS=memory|redis); replies reach the manager through
   // these closures, since the manager is built after the coordinator.
   const prefetch = createPrefetch(config, {
@@ -104,12 +105,15 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     tracing: deps.tracing ?? (deps.tracer === undefined ? noopTracing : otelTracing(deps.tracer)),
     clock,
     onRejected: (rejection) => manager.reportBusRejection(`${rejection.reason}${rejection.detail === undefined ? "" : `: ${rejection.detail}`}`, rejection.stream),
+    // Loops retry with backoff and report every failed round; the log says each problem once.
     onIssue: (issue) => {
-      deps.log(`prefetch: ${issue.message}`);
+      if (issue.message !== lastIssue) deps.log(`prefetch: ${issue.message}`);
+      lastIssue = issue.message;
       setHealthy(false);
     },
     onRecovered: () => {
       deps.log("prefetch: consumer loops recovered");
+      lastIssue = undefined;
       setHealthy(true);
     },
     onResponderFailure: (error) => deps.log(`prefetch responder: ${error.message}`),
