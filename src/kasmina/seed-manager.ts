@@ -280,10 +280,6 @@ export class SeedManager {
     return this.registry.validateUpdate(seedId, parameters);
   }
 
-  hostRegistered(): boolean {
-    return this.hostParameters.size > 0;
-  }
-
   seedState(seedId: string): SeedState | undefined {
     const ctx = this.seeds.get(seedId);
     return ctx === undefined ? undefined : this.stateOf(ctx);
@@ -803,18 +799,10 @@ export class SeedManager {
 
   // ---------------------------------------------------------------- prefetch replies
 
-  /** Spec §14.3 (ready), DESIGN decision 23: a mismatched blueprint id is an error. */
+  /** Spec §14.3 (ready). The coordinator turns a ready reply for another blueprint into an error (decision 23). */
   processPrefetchReady(ready: KernelArtifactReady): void {
     const pending = this.pendingPrefetch.get(ready.requestId);
     if (pending === undefined) return;
-    if (ready.blueprintId !== "" && ready.blueprintId !== pending.blueprintId) {
-      this.processPrefetchError({
-        requestId: ready.requestId,
-        blueprintId: pending.blueprintId,
-        reason: `ready reply names blueprint ${ready.blueprintId}, request was for ${pending.blueprintId}`,
-      });
-      return;
-    }
     this.pendingPrefetch.delete(ready.requestId);
     const ctx = this.seeds.get(pending.seedId);
     if (ctx === undefined) return;

@@ -16,9 +16,6 @@ export const PREFETCH_STREAMS = {
 /** Block timeout of one consumer read (spec §14.1). */
 export const CONSUMER_BLOCK_MS = 500;
 
-/** Name of the telemetry event the manager emits for a dropped entry. */
-export const PREFETCH_MESSAGE_REJECTED = "prefetch_message_rejected";
-
 /**
  * Why an entry was acknowledged and dropped instead of handled. The signature reasons come from the
  * bus; the others from the reader that found the envelope unusable for its stream.

@@ -14,11 +14,11 @@ import {
   SeedOperation,
   commandTypeToJSON,
   type AdaptationCommand,
-  type TelemetryPacket,
 } from "../leyline.js";
 import { KasminaError, failedPrecondition, invalidArgument, notFound } from "../kasmina/errors.js";
 import type { ParameterSpecInput, SeedManager } from "../kasmina/seed-manager.js";
 import { noopMetrics, type MetricsPort } from "../kasmina/ports.js";
+import { PacketLog } from "../kasmina/telemetry.js";
 import type { KasminaApi } from "./api.js";
 
 export interface ApiOptions {
@@ -192,16 +192,14 @@ export function createKasminaApi(options: ApiOptions): Pick<
     },
 
     async watchTelemetry(_request, write, context) {
-      // Each watcher has a bounded queue: a slow watcher loses its oldest packets (counted) instead
-      // of making the server buffer without bound.
-      const queue: TelemetryPacket[] = [];
+      // Each watcher has its own bounded ring (the same PacketLog the service drains): a slow
+      // watcher loses its oldest packets, counted, instead of making the server buffer without bound.
+      const queue = new PacketLog(watchLimit);
       let wake: (() => void) | undefined;
       const unsubscribe = manager.packets.subscribe((packet) => {
-        if (queue.length >= watchLimit) {
-          queue.shift();
-          watchDropped.add(1);
-        }
-        queue.push(packet);
+        const dropped = queue.dropped;
+        queue.append(packet);
+        if (queue.dropped > dropped) watchDropped.add(1);
         wake?.();
       });
       let stopped = false;
@@ -213,7 +211,7 @@ export function createKasminaApi(options: ApiOptions): Pick<
       void options.draining?.then(stop);
       try {
         while (!stopped) {
-          const packet = queue.shift();
+          const [packet] = queue.drain(1);
           if (packet === undefined) {
             await new Promise<void>((resolve) => {
               wake = resolve;

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
-import { startServer, type RunningServer, KASMINA_SERVICE_NAME } from "../../src/server/server.js";
+import { connect } from "node:http2";
+import { FLOW_CONTROL_WINDOW, startServer, type RunningServer, KASMINA_SERVICE_NAME } from "../../src/server/server.js";
 import { unimplementedApi } from "../../src/server/api.js";
 import { noopMetrics } from "../../src/kasmina/ports.js";
 import { KasminaError } from "../../src/kasmina/errors.js";
@@ -89,6 +90,24 @@ describe("server skeleton over a real socket", () => {
     other.setServing(true);
     expect(await healthStatus(other.address)).toBe("SERVING");
     await other.shutdown(1000);
+  });
+});
+
+describe("HTTP/2 flow control", () => {
+  it("advertises a 16 MiB stream window, so large gradient uploads do not stall on 64 KiB", async () => {
+    const server = await startServer({ config: baseConfig, api: unimplementedApi(), metrics: noopMetrics, log: () => undefined });
+    const session = connect(`http://${server.address}`);
+    const settings = await new Promise<{ initialWindowSize?: number }>((resolve, reject) => {
+      session.on("error", reject);
+      // The server's second SETTINGS frame carries the widened window.
+      session.on("remoteSettings", (s) => {
+        if ((s.initialWindowSize ?? 0) > 65_535) resolve(s);
+      });
+      setTimeout(() => resolve(session.remoteSettings), 2000);
+    });
+    expect(settings.initialWindowSize).toBe(FLOW_CONTROL_WINDOW);
+    session.close();
+    await server.shutdown(1000);
   });
 });
 
