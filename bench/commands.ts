@@ -31,10 +31,10 @@ function signedRequests(n: number): Buffer[] {
       commandType: CommandType.COMMAND_OPTIMIZER,
       issuedAt: { seconds: now, nanos: 0 },
       issuedBy: "bench",
-      payload: { $case: "optimizerAdjustment", value: { optimizerId: "adam", hyperparameters: { lr: 0.001, beta1: 0.9 } } },
-      annotations: { training_run_id: "bench-run" },
+      payload: { $case: "optimizerAdjustment", value: { optimizerId: "adam", hyperparameters: new Map(Object.entries({ lr: 0.001, beta1: 0.9 })) } },
+      annotations: new Map(Object.entries({ training_run_id: "bench-run" })),
     });
-    cmd.annotations["signature"] = signCommand(cmd, SECRET);
+    cmd.annotations.set("signature", signCommand(cmd, SECRET));
     out.push(Buffer.from(ApplyCommandRequest.encode({ command: cmd }).finish()));
   }
   return out;

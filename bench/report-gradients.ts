@@ -81,9 +81,9 @@ async function main(): Promise<void> {
     commandType: CommandType.COMMAND_SEED,
     targetSeedId: "s",
     issuedAt: { seconds: BigInt(Math.floor(Date.now() / 1000)), nanos: 0 },
-    payload: { $case: "seedOperation", value: { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: "BP001", parameters: {} } },
+    payload: { $case: "seedOperation", value: { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: "BP001", parameters: new Map() } },
   });
-  cmd.annotations["signature"] = signCommand(cmd, SECRET);
+  cmd.annotations.set("signature", signCommand(cmd, SECRET));
   if (!app.manager.handleCommand(cmd).accepted) throw new Error("germinate refused");
   const [bareRate = 0, kasmina = 0] = await runLoad<StreamsResult>({ kind: "streams", addresses: [bare.address, server.address], path: PATH, chunks: encoded, streams: STREAMS });
   await bare.stop();

@@ -10,8 +10,8 @@ import type { AdaptationCommand, Timestamp } from "../leyline.js";
 const utf8 = (text: string): Buffer => Buffer.from(text, "utf8");
 
 /** Keys in UTF-8 byte order (code point order), not JavaScript's UTF-16 order. */
-function sortedKeys(record: Readonly<Record<string, unknown>>): string[] {
-  return Object.keys(record)
+function sortedKeys(keys: Iterable<string>): string[] {
+  return [...keys]
     .map((key) => ({ key, bytes: utf8(key) }))
     .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
     .map((entry) => entry.key);
@@ -20,16 +20,16 @@ function sortedKeys(record: Readonly<Record<string, unknown>>): string[] {
 const LEN = 2;
 const tag = (field: number, wireType: number): number => (field << 3) | wireType;
 
-function stringMap(writer: BinaryWriter, field: number, map: Readonly<Record<string, string>>, skip?: string): void {
-  for (const key of sortedKeys(map)) {
+function stringMap(writer: BinaryWriter, field: number, map: ReadonlyMap<string, string>, skip?: string): void {
+  for (const key of sortedKeys(map.keys())) {
     if (key === skip) continue;
-    writer.uint32(tag(field, LEN)).fork().uint32(tag(1, LEN)).string(key).uint32(tag(2, LEN)).string(map[key] ?? "").join();
+    writer.uint32(tag(field, LEN)).fork().uint32(tag(1, LEN)).string(key).uint32(tag(2, LEN)).string(map.get(key) ?? "").join();
   }
 }
 
-function floatMap(writer: BinaryWriter, field: number, map: Readonly<Record<string, number>>): void {
-  for (const key of sortedKeys(map)) {
-    writer.uint32(tag(field, LEN)).fork().uint32(tag(1, LEN)).string(key).uint32(tag(2, 5)).float(map[key] ?? 0).join();
+function floatMap(writer: BinaryWriter, field: number, map: ReadonlyMap<string, number>): void {
+  for (const key of sortedKeys(map.keys())) {
+    writer.uint32(tag(field, LEN)).fork().uint32(tag(1, LEN)).string(key).uint32(tag(2, 5)).float(map.get(key) ?? 0).join();
   }
 }
 
@@ -62,7 +62,7 @@ function value(writer: BinaryWriter, v: unknown): void {
 }
 
 function struct(writer: BinaryWriter, fields: Readonly<Record<string, unknown>>): void {
-  for (const key of sortedKeys(fields)) {
+  for (const key of sortedKeys(Object.keys(fields))) {
     writer.uint32(tag(1, LEN)).fork().uint32(tag(1, LEN)).string(key).uint32(tag(2, LEN)).fork();
     value(writer, fields[key]);
     writer.join().join();

@@ -79,7 +79,7 @@ export class CommandVerifier {
   }
 
   verify(command: AdaptationCommand): Verdict {
-    const signature = command.annotations["signature"];
+    const signature = command.annotations.get("signature");
     if (signature === undefined || signature === "") return { accepted: false, reason: "missing_signature" };
     const expected = createHmac("sha256", this.secret).update(canonicalCommandBytes(command)).digest("base64");
     const presented = Buffer.from(signature, "utf8");

@@ -3,7 +3,7 @@ import { SeedLifecycleGate as Gate } from "../leyline.js";
 
 export interface GateInputs {
   blueprintId?: string;
-  parameters?: Readonly<Record<string, number>>;
+  parameters?: ReadonlyMap<string, number>;
   isolationViolations: number;
   kernelAttached: boolean;
   lastLatencyMs: number;
@@ -37,7 +37,7 @@ export function evaluateGate(gate: Gate, input: GateInputs): GateResult {
     case Gate.SEED_GATE_G0_SANITY: {
       const blueprint = (input.blueprintId ?? "").trim();
       if (blueprint === "") return fail(gate, "missing blueprint id", { blueprint_id: "" });
-      for (const [key, value] of Object.entries(input.parameters ?? {})) {
+      for (const [key, value] of input.parameters ?? []) {
         if (value === undefined || value === null || Number.isNaN(value)) {
           return fail(gate, `parameter ${key} invalid`, { parameter: key });
         }

@@ -11,7 +11,7 @@ export function makeEventQueue(seedId: string, onDropped: (n: number) => void, c
   return new SeedQueue<TelemetryEvent>({
     ...(capacity === undefined ? {} : { capacity }),
     makeMarker: (dropped) => warning(SEED_QUEUE_DROPPED, { seed_id: seedId, dropped: String(dropped) }),
-    markerCount: (e) => (e.description === SEED_QUEUE_DROPPED ? Number(e.attributes["dropped"] ?? 0) : undefined),
+    markerCount: (e) => (e.description === SEED_QUEUE_DROPPED ? Number(e.attributes.get("dropped") ?? 0) : undefined),
     onDropped,
   });
 }

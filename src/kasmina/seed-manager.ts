@@ -356,7 +356,7 @@ export class SeedManager {
       if (seedId === "") return { events, seedTarget: seedId, removeAfterFlush };
       switch (op.operation) {
         case SeedOperation.SEED_OP_GERMINATE:
-          events.push(...this.graft(seedId, op.blueprintId, op.parameters, command.annotations["training_run_id"]));
+          events.push(...this.graft(seedId, op.blueprintId, op.parameters, command.annotations.get("training_run_id")));
           break;
         case SeedOperation.SEED_OP_CULL:
         case SeedOperation.SEED_OP_CANCEL:
@@ -383,11 +383,11 @@ export class SeedManager {
     }
     if (type === CommandType.COMMAND_PAUSE) {
       const seedId = command.targetSeedId;
-      const resume = (command.annotations["resume"] ?? "").toLowerCase() === "true";
+      const resume = (command.annotations.get("resume") ?? "").toLowerCase() === "true";
       return { events: resume ? this.resume(seedId) : this.pause(seedId), seedTarget: seedId, removeAfterFlush: false };
     }
     if (type === CommandType.COMMAND_EMERGENCY) {
-      const includeTeacher = (command.annotations["include_teacher"] ?? "").toLowerCase() === "true";
+      const includeTeacher = (command.annotations.get("include_teacher") ?? "").toLowerCase() === "true";
       const result = this.memory.emergencyCleanup(includeTeacher);
       return {
         events: [event("emergency_cleanup", TelemetryLevel.TELEMETRY_LEVEL_CRITICAL, emergencyEventAttributes(result, includeTeacher))],
@@ -410,7 +410,7 @@ export class SeedManager {
   // ---------------------------------------------------------------- germinate / attach
 
   /** Spec §8.1 with DESIGN decisions 4, 8, 9, 10, 16 and 27. */
-  private graft(seedId: string, blueprintId: string, parameters: Readonly<Record<string, number>>, runIdAnnotation: string | undefined): TelemetryEvent[] {
+  private graft(seedId: string, blueprintId: string, parameters: ReadonlyMap<string, number>, runIdAnnotation: string | undefined): TelemetryEvent[] {
     const events: TelemetryEvent[] = [];
     const ctx = this.getOrCreate(seedId);
     if (ctx.stage === Stage.SEED_STAGE_EMBARGOED && ctx.embargoUntil !== null && this.clock.monotonic() < ctx.embargoUntil) {
@@ -942,12 +942,12 @@ export class SeedManager {
   // ---------------------------------------------------------------- Tamiyo annotations
 
   private tamiyoEvents(command: AdaptationCommand, seedTarget: string): TelemetryEvent[] {
-    const present = TAMIYO_KEYS.filter((key) => command.annotations[key] !== undefined);
+    const present = TAMIYO_KEYS.filter((key) => command.annotations.has(key));
     if (present.length === 0) return [];
     const attributes: Attributes = seedTarget === "" ? {} : { seed_id: seedTarget };
-    for (const key of present) attributes[key] = command.annotations[key] ?? "";
+    for (const key of present) attributes[key] = command.annotations.get(key) ?? "";
     const events = [info("tamiyo_annotations", attributes)];
-    const coverageText = command.annotations["feature_coverage"];
+    const coverageText = command.annotations.get("feature_coverage");
     const coverage = coverageText === undefined ? 1.0 : parseFloatStrict(coverageText);
     if (coverage !== undefined && coverage < 0.3) {
       const level = coverage < 0.1 ? TelemetryLevel.TELEMETRY_LEVEL_CRITICAL : TelemetryLevel.TELEMETRY_LEVEL_WARNING;
@@ -963,7 +963,7 @@ export class SeedManager {
     const ctx = this.seeds.get(seedTarget) ?? this.createEphemeral(seedTarget);
     if (events.some((e) => e.description === "degraded_inputs")) ctx.metadata.set("tamiyo_conservative_fallback", "true");
     for (const key of TAMIYO_KEYS) {
-      const value = command.annotations[key];
+      const value = command.annotations.get(key);
       if (value !== undefined) ctx.metadata.set(`tamiyo_${key}`, value);
     }
     return events;
@@ -1065,13 +1065,13 @@ export class SeedManager {
       gradientNorm: 0,
       learningRate: 0,
       layerDepth: 0,
-      metrics: {
-        alpha: ctx.alpha,
-        alpha_steps: ctx.alphaSteps,
-        alpha_total_steps: this.alphaSchedule.totalSteps,
-        alpha_temperature: this.alphaSchedule.temperature,
-        blend_allowed: blendAllowed(ctx.stage) ? 1.0 : 0.0,
-      },
+      metrics: new Map([
+        ["alpha", ctx.alpha],
+        ["alpha_steps", ctx.alphaSteps],
+        ["alpha_total_steps", this.alphaSchedule.totalSteps],
+        ["alpha_temperature", this.alphaSchedule.temperature],
+        ["blend_allowed", blendAllowed(ctx.stage) ? 1.0 : 0.0],
+      ]),
       ageEpochs: this.epoch,
       riskScore: 0,
     };

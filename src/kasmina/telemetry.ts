@@ -9,10 +9,13 @@ import {
   type Timestamp,
 } from "../leyline.js";
 
+/** Attributes as the domain writes them; packets carry them as Maps (ts-proto `useMapType`). */
 export type Attributes = Record<string, string>;
 
+const asMap = (attributes: Attributes): Map<string, string> => new Map(Object.entries(attributes));
+
 export function event(description: string, level: TelemetryLevel, attributes: Attributes = {}): TelemetryEvent {
-  return { eventId: "", description, level, attributes };
+  return { eventId: "", description, level, attributes: asMap(attributes) };
 }
 
 export const info = (description: string, attributes?: Attributes): TelemetryEvent =>
@@ -36,7 +39,7 @@ export function priorityOfEvents(events: Iterable<TelemetryEvent>, floor = Messa
 }
 
 export function metric(name: string, value: number, unit: string, attributes: Attributes = {}): MetricPoint {
-  return { name, value, unit, attributes };
+  return { name, value, unit, attributes: asMap(attributes) };
 }
 
 export function timestampFromMs(ms: number): Timestamp {
@@ -61,10 +64,10 @@ export function buildPacket(parts: PacketParts): TelemetryPacket {
     timestamp: timestampFromMs(parts.wallMs),
     sourceSubsystem: "kasmina",
     level: TelemetryLevel.TELEMETRY_LEVEL_INFO,
-    metrics: parts.metrics.map((m) => ({ ...m, attributes: { ...m.attributes } })),
-    events: parts.events.map((e, i) => ({ ...e, eventId: e.eventId !== "" ? e.eventId : `evt-${i + 1}`, attributes: { ...e.attributes } })),
+    metrics: parts.metrics.map((m) => ({ ...m, attributes: new Map(m.attributes) })),
+    events: parts.events.map((e, i) => ({ ...e, eventId: e.eventId !== "" ? e.eventId : `evt-${i + 1}`, attributes: new Map(e.attributes) })),
     spans: [],
-    systemHealth: { status: parts.status, summary: parts.summary, indicators: { ...parts.indicators } },
+    systemHealth: { status: parts.status, summary: parts.summary, indicators: asMap(parts.indicators) },
   };
 }
 

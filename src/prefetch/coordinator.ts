@@ -238,7 +238,7 @@ export class PrefetchCoordinator {
     const envelope: BusEnvelope = {
       messageType: BusMessageType.BUS_MESSAGE_TYPE_KERNEL_PREFETCH_REQUEST,
       payload: Buffer.from(KernelPrefetchRequest.encode(request).finish()),
-      attributes: {},
+      attributes: new Map(),
     };
     const span = this.tracing.startSpan(PREFETCH_REQUEST_SPAN, {
       request_id: requestId,

@@ -115,5 +115,5 @@ export class PrefetchResponder {
 }
 
 export function envelope(messageType: BusMessageType, payload: Uint8Array): BusEnvelope {
-  return { messageType, payload: Buffer.from(payload), attributes: {} };
+  return { messageType, payload: Buffer.from(payload), attributes: new Map() };
 }

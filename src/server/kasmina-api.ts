@@ -188,7 +188,8 @@ export function createKasminaApi(options: ApiOptions): Pick<
     },
 
     drainTelemetry(request) {
-      return { packets: manager.packets.drain(request.maxPackets), droppedPackets: BigInt(manager.packets.dropped) };
+      const packets = manager.packets.drain(request.maxPackets);
+      return { packets, droppedPackets: BigInt(manager.packets.dropped), remainingPackets: BigInt(manager.packets.size) };
     },
 
     async watchTelemetry(_request, write, context) {
@@ -243,6 +244,9 @@ export function createKasminaApi(options: ApiOptions): Pick<
         kernelCache: cacheStats(manager.memory.kernelCache.stats()),
         telemetryCache: cacheStats(manager.memory.telemetryCache.stats()),
         gpuCache: gpu === undefined ? undefined : cacheStats(gpu, gpu.capacity),
+        trainingRuns: 1,
+        trainingRun: "default",
+        stateStore: "memory",
       };
     },
   };

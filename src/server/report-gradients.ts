@@ -28,6 +28,7 @@ function report(seedId: string, snapshot: IsolationSnapshot | undefined, violati
     hostNorm: snapshot?.hostNorm ?? 0,
     seedNorm: snapshot?.seedNorm ?? 0,
     dotProduct: snapshot?.dotProduct ?? 0,
+    dotStandardError: 0,
     isolated: snapshot?.isolated ?? true,
     seedViolations: violations,
     collecting: snapshot?.collecting ?? false,

@@ -59,11 +59,11 @@ function signed(overrides: Partial<AdaptationCommand>, secret = "s", clock = new
     commandType: CommandType.COMMAND_SEED,
     targetSeedId: "seed-1",
     issuedAt: { seconds: BigInt(Math.floor(clock.wallMs() / 1000)), nanos: 0 },
-    payload: { $case: "seedOperation", value: { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: "BP001", parameters: {} } },
-    annotations: {},
+    payload: { $case: "seedOperation", value: { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId: "BP001", parameters: new Map() } },
+    annotations: new Map(Object.entries({})),
     ...overrides,
   });
-  command.annotations["signature"] = signCommand(command, secret);
+  command.annotations.set("signature", signCommand(command, secret));
   return command;
 }
 
@@ -96,7 +96,7 @@ describe("CommandVerifier ordering (DESIGN decision 18)", () => {
 
   it("signs maps in UTF-8 byte order, not UTF-16 order", () => {
     // U+FF5A sorts after U+1F680 in UTF-16 code units but before it in UTF-8 bytes.
-    const command = signed({ annotations: { "\u{1F680}": "rocket", "\uFF5A": "z" } });
+    const command = signed({ annotations: new Map([["\u{1F680}", "rocket"], ["\uFF5A", "z"]]) });
     const bytes = Buffer.from(canonicalCommandBytes(command));
     expect(bytes.indexOf(Buffer.from("\uFF5A"))).toBeLessThan(bytes.indexOf(Buffer.from("\u{1F680}")));
   });

@@ -49,7 +49,7 @@ export function signed(clock: FakeClock, fields: Partial<AdaptationCommand>): Ad
     issuedAt: { seconds: BigInt(Math.floor(clock.wallMs() / 1000)), nanos: 0 },
     ...fields,
   });
-  cmd.annotations["signature"] = signCommand(cmd, SECRET);
+  cmd.annotations.set("signature", signCommand(cmd, SECRET));
   return cmd;
 }
 
@@ -64,8 +64,8 @@ export const seedCommand = (
   signed(clock, {
     commandType: CommandType.COMMAND_SEED,
     targetSeedId: seedId,
-    annotations,
-    payload: { $case: "seedOperation", value: { operation, blueprintId, parameters } },
+    annotations: new Map(Object.entries(annotations)),
+    payload: { $case: "seedOperation", value: { operation, blueprintId, parameters: new Map(Object.entries(parameters)) } },
   });
 
 export const names = (events: readonly TelemetryEvent[]): string[] => events.map((e) => e.description);

@@ -61,7 +61,7 @@ describe("dispatch by CommandType", () => {
     manager.finalizeStep(1n); // same step, empty seed queue ⇒ only the global packet
     const packets = manager.packets.drain();
     expect(packets.map((p) => p.packetId)).toEqual([expect.stringMatching(/^kasmina-global-\d+$/)]);
-    expect(packets[0]?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_HIGH");
+    expect(packets[0]?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_HIGH");
   });
 
   it("COMMAND_OPTIMIZER emits optimizer_adjust INFO globally (optimizer_id from the payload, else empty)", () => {
@@ -69,7 +69,7 @@ describe("dispatch by CommandType", () => {
     const a = manager.handleCommand(
       signed(clock, {
         commandType: CommandType.COMMAND_OPTIMIZER,
-        payload: { $case: "optimizerAdjustment", value: { optimizerId: "adam-1", hyperparameters: { lr: 0.1 } } },
+        payload: { $case: "optimizerAdjustment", value: { optimizerId: "adam-1", hyperparameters: new Map(Object.entries({ lr: 0.1 })) } },
       }),
     );
     const b = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_OPTIMIZER }));
@@ -79,7 +79,7 @@ describe("dispatch by CommandType", () => {
     manager.finalizeStep(undefined);
     const [packet] = manager.packets.peek();
     expect(names(packet?.events ?? [])).toEqual(["optimizer_adjust", "optimizer_adjust"]);
-    expect(packet?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_NORMAL");
+    expect(packet?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_NORMAL");
   });
 
   it("COMMAND_CIRCUIT_BREAKER forces the kernel breaker (seed_id 'kasmina', action forced, reason rationale or 'manual')", () => {
@@ -96,7 +96,7 @@ describe("dispatch by CommandType", () => {
     expect(manager.kernelBreaker.snapshot()).toMatchObject({ state: CircuitBreakerState.CIRCUIT_STATE_OPEN, failureCount: 3 });
     // Forcing OPEN denies the next germinate.
     const germ = manager.handleCommand(seedCommand(clock, "s1", SeedOperation.SEED_OP_GERMINATE));
-    expect(find(germ.events, "breaker_event")[0]?.attributes["action"]).toBe("denied");
+    expect(find(germ.events, "breaker_event")[0]?.attributes.get("action")).toBe("denied");
 
     const closed = manager.handleCommand(
       signed(clock, {
@@ -136,7 +136,7 @@ describe("dispatch by CommandType", () => {
     expect(manager.memory.kernelCache.size).toBe(3);
     expect(manager.memory.telemetryCache.size).toBe(3);
 
-    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_EMERGENCY, annotations: { include_teacher: "no" } }));
+    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_EMERGENCY, annotations: new Map(Object.entries({ include_teacher: "no" })) }));
     expect(out.events.map((e) => [e.description, e.level, e.attributes])).toEqual([
       ["emergency_cleanup", CRITICAL, { include_teacher: "false", kernel_cache_cleared: "2", telemetry_cache_cleared: "3", python_gc_collected: "0" }],
     ]);
@@ -149,7 +149,7 @@ describe("dispatch by CommandType", () => {
   it("COMMAND_EMERGENCY with include_teacher=true removes the teacher too", () => {
     const { manager, clock } = makeManager();
     manager.registerTeacher([{ key: "t.w", shape: [4], trainable: true, elementBytes: 4 }], []);
-    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_EMERGENCY, annotations: { include_teacher: "True" } }));
+    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_EMERGENCY, annotations: new Map(Object.entries({ include_teacher: "True" })) }));
     expect(out.events[0]?.attributes).toEqual({ include_teacher: "true", kernel_cache_cleared: "1", telemetry_cache_cleared: "0", python_gc_collected: "0" });
     expect(manager.memory.teacher()).toBeUndefined();
     // The global packet flushed at once carries the teacher_registered event queued before it.
@@ -257,13 +257,13 @@ describe("seed operations", () => {
     const { manager, clock } = makeManager();
     const out = manager.handleCommand(seedCommand(clock, "s1", SeedOperation.SEED_OP_GERMINATE, "BP001", {}, { lr: 0.1, bad: Number.NaN }));
     expect(find(out.events, "gate_failure")[0]?.attributes).toEqual({ seed_id: "s1", gate: "SEED_GATE_G0_SANITY", reason: "parameter bad invalid" });
-    expect(find(out.events, "gate_event")[0]?.attributes["parameter"]).toBe("bad");
+    expect(find(out.events, "gate_event")[0]?.attributes.get("parameter")).toBe("bad");
   });
 });
 
 describe("pause and resume (COMMAND_PAUSE)", () => {
   const pause = (clock: Parameters<typeof signed>[0], seedId: string, annotations: Record<string, string> = {}) =>
-    signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: seedId, annotations });
+    signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: seedId, annotations: new Map(Object.entries(annotations)) });
 
   it("pause swaps in the identity kernel, detaches, disables and resets the session, keeps the stage", () => {
     const isolation = new FakeIsolation();
@@ -347,7 +347,7 @@ describe("pause and resume (COMMAND_PAUSE)", () => {
     runtime.failing.add("BP002");
     const out = manager.handleCommand(pause(clock, "s1", { resume: "true" }));
     expect(runtime.calls).toEqual(["BP002", "BP002", "BP001"]);
-    expect(find(out.events, "seed_resumed")[0]?.attributes["cache"]).toBe("miss");
+    expect(find(out.events, "seed_resumed")[0]?.attributes.get("cache")).toBe("miss");
     expect(manager.seedView("s1")?.usedFallback).toBe(true);
     expect(manager.seedView("s1")?.kernel?.blueprintId).toBe("BP001");
     expect(manager.gpuCache?.keys()).toEqual([]);
@@ -404,7 +404,7 @@ describe("Tamiyo annotations (spec §5.8) and rejected commands (§5.9)", () => 
 
   it("coverage 0.25 ⇒ degraded_inputs WARNING, conservative fallback, no immediate flush", () => {
     const { manager, clock } = makeManager();
-    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1", annotations: { feature_coverage: "0.25" } }));
+    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1", annotations: new Map(Object.entries({ feature_coverage: "0.25" })) }));
     expect(out.events.map((e) => [e.description, e.level, e.attributes])).toEqual([
       ["tamiyo_annotations", INFO, { seed_id: "s1", feature_coverage: "0.25" }],
       ["degraded_inputs", WARNING, { seed_id: "s1", feature_coverage: "0.25", coverage_avg: "0.250" }],
@@ -416,11 +416,11 @@ describe("Tamiyo annotations (spec §5.8) and rejected commands (§5.9)", () => 
 
   it("coverage 0.05 ⇒ degraded_inputs CRITICAL and an immediate seed flush", () => {
     const { manager, clock } = makeManager();
-    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1", annotations: { feature_coverage: " 0.05 " } }));
-    expect(find(out.events, "degraded_inputs").map((e) => [e.level, e.attributes["coverage_avg"]])).toEqual([[CRITICAL, "0.050"]]);
+    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1", annotations: new Map(Object.entries({ feature_coverage: " 0.05 " })) }));
+    expect(find(out.events, "degraded_inputs").map((e) => [e.level, e.attributes.get("coverage_avg")])).toEqual([[CRITICAL, "0.050"]]);
     const packets = manager.packets.peek();
     expect(packets.map((p) => p.packetId)).toEqual(["kasmina-seed-s1-0"]);
-    expect(packets[0]?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_CRITICAL");
+    expect(packets[0]?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_CRITICAL");
     // Quirk kept (spec §2.4): an immediate flush without removal makes the ephemeral seed permanent.
     expect(manager.isEphemeral("s1")).toBe(false);
     expect(manager.seedIds()).toEqual(["s1"]);
@@ -428,7 +428,7 @@ describe("Tamiyo annotations (spec §5.8) and rejected commands (§5.9)", () => 
 
   it.each(["nan", "NaN", "abc"])("coverage %s never triggers degraded_inputs (nor conservative fallback)", (coverage) => {
     const { manager, clock } = makeManager();
-    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1", annotations: { feature_coverage: coverage } }));
+    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1", annotations: new Map(Object.entries({ feature_coverage: coverage })) }));
     expect(names(out.events)).toEqual(["tamiyo_annotations"]);
     expect(manager.seedView("s1")?.metadata.has("tamiyo_conservative_fallback")).toBe(false);
     expect(manager.seedView("s1")?.metadata.get("tamiyo_feature_coverage")).toBe(coverage);
@@ -436,7 +436,7 @@ describe("Tamiyo annotations (spec §5.8) and rejected commands (§5.9)", () => 
 
   it("annotations on a global command carry no seed_id and write no metadata", () => {
     const { manager, clock } = makeManager();
-    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_OPTIMIZER, annotations: { feature_coverage: "0.2" } }));
+    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_OPTIMIZER, annotations: new Map(Object.entries({ feature_coverage: "0.2" })) }));
     expect(out.events.map((e) => [e.description, e.attributes])).toEqual([
       ["optimizer_adjust", { command_type: "COMMAND_OPTIMIZER", optimizer_id: "" }],
       ["tamiyo_annotations", { feature_coverage: "0.2" }],
@@ -448,7 +448,7 @@ describe("Tamiyo annotations (spec §5.8) and rejected commands (§5.9)", () => 
   it("rejected command with annotations: command_rejected ERROR plus the resilience events, no metadata", () => {
     const { manager, clock } = makeManager();
     const cmd = seedCommand(clock, "s1", SeedOperation.SEED_OP_GERMINATE, "BP001", { feature_coverage: "0.05", risk_reason: "r" });
-    cmd.annotations["signature"] = "AAAA";
+    cmd.annotations.set("signature", "AAAA");
     const out = manager.handleCommand(cmd);
     expect(out).toMatchObject({ accepted: false, reason: "invalid_signature" });
     expect(out.events.map((e) => [e.description, e.level, e.attributes])).toEqual([

@@ -20,7 +20,7 @@ describe("driven pacing (decision 27)", () => {
 
     const germ = manager.handleCommand(seedCommand(clock, "s1", OP.SEED_OP_GERMINATE));
     expect(names(germ.events)).toEqual(["seed_operation", "gate_event", "breaker_event", "gate_event", "isolation_breaker"]);
-    expect(find(germ.events, "gate_event").map((e) => e.attributes["gate"])).toEqual(["SEED_GATE_G0_SANITY", "SEED_GATE_G1_GRADIENT_HEALTH"]);
+    expect(find(germ.events, "gate_event").map((e) => e.attributes.get("gate"))).toEqual(["SEED_GATE_G0_SANITY", "SEED_GATE_G1_GRADIENT_HEALTH"]);
     expect(manager.stageOf("s1")).toBe(Stage.SEED_STAGE_TRAINING);
     expect(manager.seedView("s1")?.alpha).toBe(0);
     const session = isolation.sessions[0];
@@ -137,7 +137,7 @@ describe("immediate pacing details", () => {
   it("without a host G3 fails in BLENDING: BLENDING → CULLED → EMBARGOED, alpha from the BLENDING step", () => {
     const { manager, clock } = makeManager();
     const out = manager.handleCommand(seedCommand(clock, "s1", OP.SEED_OP_GERMINATE));
-    expect(find(out.events, "gate_event").map((e) => `${e.attributes["gate"]}:${e.attributes["passed"]}`)).toEqual([
+    expect(find(out.events, "gate_event").map((e) => `${e.attributes.get("gate")}:${e.attributes.get("passed")}`)).toEqual([
       "SEED_GATE_G0_SANITY:true",
       "SEED_GATE_G1_GRADIENT_HEALTH:true",
       "SEED_GATE_G2_STABILITY:true",
@@ -147,7 +147,7 @@ describe("immediate pacing details", () => {
     expect(ctx?.stage).toBe(Stage.SEED_STAGE_EMBARGOED);
     expect(ctx?.alphaSteps).toBe(1);
     expect(ctx?.metadata.get("alpha")).toBe("0.0110");
-    expect(find(out.events, "rollback_ready")[0]?.attributes["stage"]).toBe("SEED_STAGE_EMBARGOED");
+    expect(find(out.events, "rollback_ready")[0]?.attributes.get("stage")).toBe("SEED_STAGE_EMBARGOED");
   });
 
   it("embargo 0: gate failure stops at CULLED and sets no deadline", () => {
@@ -258,9 +258,9 @@ describe("rollback records, alpha and exported states (spec §15)", () => {
     const s1 = states[0];
     expect(s1?.stage).toBe(Stage.SEED_STAGE_BLENDING);
     expect(s1?.ageEpochs).toBe(7);
-    expect(s1?.metrics["alpha"]).toBeCloseTo(0.010987, 6);
+    expect(s1?.metrics.get("alpha")).toBeCloseTo(0.010987, 6);
     expect(s1?.metrics).toMatchObject({ alpha_steps: 1, alpha_total_steps: 20, alpha_temperature: 2, blend_allowed: 1 });
-    expect(Object.keys(s1?.metrics ?? {})).toEqual(["alpha", "alpha_steps", "alpha_total_steps", "alpha_temperature", "blend_allowed"]);
+    expect([...(s1?.metrics.keys() ?? [])]).toEqual(["alpha", "alpha_steps", "alpha_total_steps", "alpha_temperature", "blend_allowed"]);
     expect(states[1]).toMatchObject({ seedId: "eph", stage: Stage.SEED_STAGE_DORMANT, ageEpochs: 7, gradientNorm: 0, riskScore: 0 });
     expect(manager.currentEpoch).toBe(7);
 
@@ -298,9 +298,9 @@ describe("refusals that change nothing (decision 9 and pause)", () => {
     manager.handleCommand(seedCommand(clock, "s", OP.SEED_OP_GERMINATE));
     manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s" }));
     const refused = manager.handleCommand(seedCommand(clock, "s", OP.SEED_OP_START_GRAFTING));
-    expect(find(refused.events, "transition_rejected")[0]?.attributes["reason"]).toBe("seed is paused");
+    expect(find(refused.events, "transition_rejected")[0]?.attributes.get("reason")).toBe("seed is paused");
     expect(manager.stageOf("s")).toBe(Stage.SEED_STAGE_TRAINING);
-    manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s", annotations: { resume: "true" } }));
+    manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s", annotations: new Map(Object.entries({ resume: "true" })) }));
     manager.handleCommand(seedCommand(clock, "s", OP.SEED_OP_START_GRAFTING));
     expect(manager.stageOf("s")).toBe(Stage.SEED_STAGE_BLENDING);
   });

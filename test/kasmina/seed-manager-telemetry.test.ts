@@ -37,7 +37,7 @@ describe("packet shape and identifiers (spec §9.1, §9.2)", () => {
     }
     expect(packets[0]?.systemHealth?.indicators).toEqual({ seed_id: "a", priority: "MESSAGE_PRIORITY_HIGH", step_index: "5" });
     expect(packets[2]?.systemHealth?.indicators).toEqual({ seeds: "2", priority: "MESSAGE_PRIORITY_NORMAL", step_index: "5" });
-    expect(packets[4]?.systemHealth?.indicators["step_index"]).toBe("");
+    expect(packets[4]?.systemHealth?.indicators.get("step_index")).toBe("");
     // Every packet is cached in the telemetry TTL cache under its id.
     expect([...manager.memory.telemetryCache.entries()].map((e) => e.key)).toEqual(packets.map((p) => p.packetId));
   });
@@ -79,7 +79,7 @@ describe("health (spec §9.3)", () => {
     manager.handleCommand(seedCommand(clock, "fb", GERMINATE, "BAD"));
     manager.recordIsolationViolation("v");
     manager.finalizeStep(1n);
-    const bySeed = new Map(manager.packets.peek().map((p) => [p.systemHealth?.indicators["seed_id"], p.systemHealth]));
+    const bySeed = new Map(manager.packets.peek().map((p) => [p.systemHealth?.indicators.get("seed_id"), p.systemHealth]));
     expect(bySeed.get("ok")).toMatchObject({ status: HealthStatus.HEALTH_STATUS_HEALTHY, summary: "nominal" });
     expect(bySeed.get("fb")).toMatchObject({ status: HealthStatus.HEALTH_STATUS_DEGRADED, summary: "fallback" });
     expect(bySeed.get("v")).toMatchObject({ status: HealthStatus.HEALTH_STATUS_UNHEALTHY, summary: "violations" });
@@ -93,7 +93,7 @@ describe("health (spec §9.3)", () => {
     manager.handleCommand(seedCommand(clock, "s1", GERMINATE, "BP002"));
     manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1" }));
     runtime.latencies["BP002"] = 20; // resume records the runtime latency with no budget check
-    manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1", annotations: { resume: "true" } }));
+    manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "s1", annotations: new Map(Object.entries({ resume: "true" })) }));
     manager.finalizeStep(1n);
     const [packet] = manager.packets.peek();
     expect(packet?.systemHealth).toMatchObject({ status: HealthStatus.HEALTH_STATUS_DEGRADED, summary: "latency_high" });
@@ -128,7 +128,7 @@ describe("health (spec §9.3)", () => {
       ["optimizer_adjust", TelemetryLevel.TELEMETRY_LEVEL_INFO, { command_type: "COMMAND_OPTIMIZER", optimizer_id: "" }],
       ["fallback_applied", TelemetryLevel.TELEMETRY_LEVEL_WARNING, { lat: "30.0" }],
     ]);
-    expect(packet?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_NORMAL");
+    expect(packet?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_NORMAL");
 
     manager.recordIsolationViolation("");
     manager.finalizeStep(undefined);
@@ -138,7 +138,7 @@ describe("health (spec §9.3)", () => {
     expect(find(packet?.events ?? [], "isolation_violations")[0]?.attributes).toEqual({ violations: "1" });
     expect(find(packet?.events ?? [], "violation_recorded")[0]?.attributes).toEqual({ violations: "1" });
     expect(find(packet?.events ?? [], "isolation_breaker")[0]?.attributes).toEqual({ component: "isolation", breaker_state: "CIRCUIT_STATE_CLOSED", action: "count", reason: "isolation_violation" });
-    expect(packet?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_HIGH");
+    expect(packet?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_HIGH");
   });
 });
 
@@ -236,15 +236,15 @@ describe("metrics (spec §9.5)", () => {
     manager.recordIsolationViolation("eph");
     manager.finalizeStep(1n);
     const packets = manager.packets.peek();
-    const s1 = packets.find((p) => p.systemHealth?.indicators["seed_id"] === "s1");
+    const s1 = packets.find((p) => p.systemHealth?.indicators.get("seed_id") === "s1");
     expect(s1?.metrics.slice(-3)).toEqual([
       { name: "kasmina.seed.isolation.dot", value: 0.5, unit: "dot", attributes: { seed_id: "s1" } },
       { name: "kasmina.seed.isolation.host_norm", value: 3, unit: "grad", attributes: { seed_id: "s1" } },
       { name: "kasmina.seed.isolation.seed_norm", value: 4, unit: "grad", attributes: { seed_id: "s1" } },
     ]);
-    const eph = packets.find((p) => p.systemHealth?.indicators["seed_id"] === "eph");
+    const eph = packets.find((p) => p.systemHealth?.indicators.get("seed_id") === "eph");
     expect(metricNames(eph)).not.toContain("kasmina.seed.isolation.dot");
-    expect(metricNames(packets.find((p) => p.systemHealth?.indicators["seed_id"] === "nohost"))).toContain("kasmina.seed.isolation.dot");
+    expect(metricNames(packets.find((p) => p.systemHealth?.indicators.get("seed_id") === "nohost"))).toContain("kasmina.seed.isolation.dot");
   });
 
   it("kasmina.rollback.latency_ms appears only once a rollback took > 0 ms", () => {
@@ -259,7 +259,7 @@ describe("metrics (spec §9.5)", () => {
     manager.handleCommand(seedCommand(clock, "s1", GERMINATE, "SLOW"));
     manager.finalizeStep(undefined);
     let packet: TelemetryPacket | undefined = manager.packets.drain()[0];
-    expect(find(packet?.events ?? [], "rollback_ready")[0]?.attributes["latency_ms"]).toBe("0.000");
+    expect(find(packet?.events ?? [], "rollback_ready")[0]?.attributes.get("latency_ms")).toBe("0.000");
     expect(metricNames(packet)).not.toContain("kasmina.rollback.latency_ms");
 
     let t = 200;
@@ -267,7 +267,7 @@ describe("metrics (spec §9.5)", () => {
     manager.handleCommand(seedCommand(clock, "s2", GERMINATE, "SLOW"));
     manager.finalizeStep(undefined);
     packet = manager.packets.drain().find((p) => p.packetId.startsWith("kasmina-seed-s2-"));
-    expect(find(packet?.events ?? [], "rollback_ready")[0]?.attributes["latency_ms"]).toBe("0.250");
+    expect(find(packet?.events ?? [], "rollback_ready")[0]?.attributes.get("latency_ms")).toBe("0.250");
     expect(packet?.metrics.find((m) => m.name === "kasmina.rollback.latency_ms")).toEqual({ name: "kasmina.rollback.latency_ms", value: 0.25, unit: "ms", attributes: {} });
     expect(metricNames(packet).indexOf("kasmina.rollback.latency_ms")).toBe(metricNames(packet).indexOf("kasmina.cache.telemetry_size") + 1);
   });
@@ -300,17 +300,17 @@ describe("priorities (spec §9.4)", () => {
     manager.finalizeStep(2n); // heartbeat: only seed_stage
     const beat = manager.packets.peek().at(-1);
     expect(names(beat?.events ?? [])).toEqual(["seed_stage"]);
-    expect(beat?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_NORMAL");
+    expect(beat?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_NORMAL");
     expect(manager.lastPriority).toBe(MessagePriority.MESSAGE_PRIORITY_NORMAL);
   });
 
   it("ERROR events (command_rejected) raise the global packet to HIGH", () => {
     const { manager, clock } = makeManager();
     const cmd = optimizer(clock);
-    cmd.annotations["signature"] = "";
+    cmd.annotations.set("signature", "");
     manager.handleCommand(cmd);
     manager.finalizeStep(undefined);
-    expect(manager.packets.peek()[0]?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_HIGH");
+    expect(manager.packets.peek()[0]?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_HIGH");
   });
 
   it("teacher_registered is INFO within 7 GB and WARNING (HIGH) above it; buffers count", () => {
@@ -323,7 +323,7 @@ describe("priorities (spec §9.4)", () => {
     expect(packet?.events.map((e) => [e.description, e.level, e.attributes])).toEqual([
       ["teacher_registered", TelemetryLevel.TELEMETRY_LEVEL_INFO, { memory_gb: "7.00", budget_gb: "7.00" }],
     ]);
-    expect(packet?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_NORMAL");
+    expect(packet?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_NORMAL");
 
     const over = manager.registerTeacher(
       [{ key: "t.w", shape: [2 ** 30], trainable: true, elementBytes: 4 }],
@@ -335,7 +335,7 @@ describe("priorities (spec §9.4)", () => {
     expect(packet?.events.map((e) => [e.description, e.level, e.attributes])).toEqual([
       ["teacher_registered", TelemetryLevel.TELEMETRY_LEVEL_WARNING, { memory_gb: "8.00", budget_gb: "7.00" }],
     ]);
-    expect(packet?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_HIGH");
+    expect(packet?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_HIGH");
     // Trainable teacher parameters are protected from seed updates.
     expect(manager.validateParameters("s1", ["t.w"])).toBe(false);
   });
@@ -351,7 +351,7 @@ describe("finalizeStep flush rules (spec §9.7)", () => {
     expect(manager.finalizeStep(1n)).toBe(0);
     expect(manager.finalizeStep(2n)).toBe(2);
     const beats = manager.packets.peek().slice(2);
-    expect(beats.map((p) => [p.systemHealth?.indicators["seed_id"], p.systemHealth?.indicators["step_index"], names(p.events)])).toEqual([
+    expect(beats.map((p) => [p.systemHealth?.indicators.get("seed_id"), p.systemHealth?.indicators.get("step_index"), names(p.events)])).toEqual([
       ["a", "2", ["seed_stage"]],
       ["b", "2", ["seed_stage"]],
     ]);
@@ -391,7 +391,7 @@ describe("finalizeStep flush rules (spec §9.7)", () => {
     expect(manager.hasSeed("eph")).toBe(false);
     expect(manager.contextCount).toBe(0);
     // The global packet built after the removal counts what is left.
-    expect(globalPacket?.systemHealth?.indicators["seeds"]).toBe("0");
+    expect(globalPacket?.systemHealth?.indicators.get("seeds")).toBe("0");
     expect(manager.finalizeStep(4n)).toBe(0);
   });
 });
@@ -411,19 +411,19 @@ describe("seed queue bounding through handleCommand (spec §10.2, decision 1)", 
     expect(queued[0]?.description).toBe("seed_queue_dropped");
     expect(queued[0]?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_WARNING);
     expect(queued[0]?.attributes).toEqual({ seed_id: "q", dropped: String(first + N - 63) });
-    expect(queued.slice(1).map((e) => e.attributes["blueprint_id"])).toEqual(Array.from({ length: 63 }, (_, i) => `BP-${N - 63 + i}`));
+    expect(queued.slice(1).map((e) => e.attributes.get("blueprint_id"))).toEqual(Array.from({ length: 63 }, (_, i) => `BP-${N - 63 + i}`));
     expect(ctx?.pendingPriority).toBe(MessagePriority.MESSAGE_PRIORITY_HIGH);
 
     // A later overflow before any flush hands the old marker's count to the new one.
     for (let i = 0; i < 10; i += 1) manager.handleCommand(seedCommand(clock, "q", SeedOperation.SEED_OP_START_TRAINING, `X-${i}`));
     expect(ctx?.queue.length).toBe(64);
-    expect(ctx?.queue.toArray()[0]?.attributes["dropped"]).toBe(String(first + N + 10 - 63));
+    expect(ctx?.queue.toArray()[0]?.attributes.get("dropped")).toBe(String(first + N + 10 - 63));
 
     manager.finalizeStep(1n);
     const [packet] = manager.packets.peek();
     expect(packet?.events).toHaveLength(65); // 64 queued + seed_stage
     expect(names(packet?.events ?? []).filter((n) => n === "seed_queue_dropped")).toHaveLength(1);
-    expect(packet?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_HIGH");
+    expect(packet?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_HIGH");
     expect(manager.seedView("q")?.queue.length).toBe(0);
   });
 });
@@ -465,7 +465,7 @@ describe("GC counts end to end (KAS-H1-001, spec §11.3)", () => {
     expect(report.kernelCacheExpired).toBe(5);
     manager.finalizeStep(undefined);
     const [gc] = find(allEvents(manager.packets.peek()), "memory_gc");
-    expect(gc?.attributes["kernel_cache_expired"]).toBe("5");
+    expect(gc?.attributes.get("kernel_cache_expired")).toBe("5");
     expect(Object.values(gc?.attributes ?? {}).every((v) => /^\d+$/.test(v))).toBe(true);
   });
 

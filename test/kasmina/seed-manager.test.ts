@@ -38,14 +38,14 @@ describe("Appendix B vectors (pacing immediate)", () => {
       "gate_event", // G4
     ]);
     const gates = find(out.events, "gate_event");
-    expect(gates.map((e) => e.attributes["gate"])).toEqual([
+    expect(gates.map((e) => e.attributes.get("gate"))).toEqual([
       "SEED_GATE_G0_SANITY",
       "SEED_GATE_G1_GRADIENT_HEALTH",
       "SEED_GATE_G2_STABILITY",
       "SEED_GATE_G3_INTERFACE",
       "SEED_GATE_G4_SYSTEM_IMPACT",
     ]);
-    expect(gates.every((e) => e.attributes["passed"] === "true" && e.level === TelemetryLevel.TELEMETRY_LEVEL_INFO)).toBe(true);
+    expect(gates.every((e) => e.attributes.get("passed") === "true" && e.level === TelemetryLevel.TELEMETRY_LEVEL_INFO)).toBe(true);
     const [breaker] = find(out.events, "breaker_event");
     expect(breaker?.attributes).toEqual({ seed_id: "s1", breaker_state: "CIRCUIT_STATE_CLOSED", action: "count", reason: "success" });
     expect(breaker?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_INFO);
@@ -76,7 +76,7 @@ describe("Appendix B vectors (pacing immediate)", () => {
 
     expect(runtime.calls).toEqual(["BP002", "BP001"]);
     expect(manager.seedView("s1")?.stage).toBe(Stage.SEED_STAGE_EMBARGOED);
-    const g2 = find(out.events, "gate_event").find((e) => e.attributes["gate"] === "SEED_GATE_G2_STABILITY");
+    const g2 = find(out.events, "gate_event").find((e) => e.attributes.get("gate") === "SEED_GATE_G2_STABILITY");
     expect(g2?.attributes).toMatchObject({ passed: "false", reason: "latency budget exceeded", latency_ms: "25.00", budget_ms: "10.00" });
     expect(g2?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_WARNING);
     const [failure] = find(out.events, "gate_failure");
@@ -84,8 +84,8 @@ describe("Appendix B vectors (pacing immediate)", () => {
     expect(failure?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_WARNING);
     const [rollback] = find(out.events, "rollback_ready");
     expect(rollback?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_WARNING);
-    expect(rollback?.attributes["stage"]).toBe("SEED_STAGE_EMBARGOED");
-    expect(rollback?.attributes["latency_ms"]).toMatch(/^\d+\.\d{3}$/);
+    expect(rollback?.attributes.get("stage")).toBe("SEED_STAGE_EMBARGOED");
+    expect(rollback?.attributes.get("latency_ms")).toMatch(/^\d+\.\d{3}$/);
     // The slow fetch is a kernel-breaker failure (count 1).
     expect(find(out.events, "breaker_event")[0]?.attributes).toMatchObject({ action: "count", reason: "latency_budget_exceeded", breaker_state: "CIRCUIT_STATE_CLOSED" });
     expect(manager.kernelBreaker.snapshot().failureCount).toBe(1);
@@ -114,7 +114,7 @@ describe("Appendix B vectors (pacing immediate)", () => {
     expect(rollback?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_INFO);
     expect(rollback?.attributes).toEqual({ seed_id: "s1", stage: "SEED_STAGE_DORMANT" });
     // The G5 gate ran through the standard path.
-    expect(find(out.events, "gate_event").map((e) => [e.attributes["gate"], e.attributes["passed"]])).toEqual([["SEED_GATE_G5_RESET", "true"]]);
+    expect(find(out.events, "gate_event").map((e) => [e.attributes.get("gate"), e.attributes.get("passed")])).toEqual([["SEED_GATE_G5_RESET", "true"]]);
     // Flushed at once (remove after flush): one seed packet holding both commands' events.
     const packets = manager.packets.peek().slice(before);
     expect(packets.map((p) => p.packetId)).toEqual([`kasmina-seed-s1-${before}`]);
@@ -137,7 +137,7 @@ describe("Appendix B vectors (pacing immediate)", () => {
     expect(packet?.systemHealth?.indicators).toEqual({ seed_id: "s", priority: "MESSAGE_PRIORITY_CRITICAL", step_index: "" });
     expect(packet?.systemHealth?.status).toBe(HealthStatus.HEALTH_STATUS_UNHEALTHY);
     const violations = find(packet?.events ?? [], "violation_recorded");
-    expect(violations.map((e) => [e.level, e.attributes["violations"]])).toEqual([
+    expect(violations.map((e) => [e.level, e.attributes.get("violations")])).toEqual([
       [TelemetryLevel.TELEMETRY_LEVEL_WARNING, "1"],
       [TelemetryLevel.TELEMETRY_LEVEL_WARNING, "2"],
       [TelemetryLevel.TELEMETRY_LEVEL_CRITICAL, "3"],
@@ -168,7 +168,7 @@ describe("Appendix B vectors (pacing immediate)", () => {
   it("an unsigned command is rejected with missing_signature and creates no seed", () => {
     const { manager, clock } = makeManager();
     const cmd = seedCommand(clock, "s1", GERMINATE);
-    delete cmd.annotations["signature"];
+    cmd.annotations.delete("signature");
     const out = manager.handleCommand(cmd);
 
     expect(out).toMatchObject({ accepted: false, reason: "missing_signature" });
@@ -233,7 +233,7 @@ describe("DESIGN §3 decisions", () => {
     driven.manager.handleCommand(seedCommand(driven.clock, "b", GERMINATE));
     driven.manager.handleCommand(seedCommand(driven.clock, "b", SeedOperation.SEED_OP_START_GRAFTING));
 
-    const allowed = (m: typeof manager, id: string) => m.seedState(id)?.metrics["blend_allowed"];
+    const allowed = (m: typeof manager, id: string) => m.seedState(id)?.metrics.get("blend_allowed");
     expect(manager.seedState("ok")?.stage).toBe(Stage.SEED_STAGE_PROBATIONARY);
     expect(allowed(manager, "ok")).toBe(1);
     expect(manager.seedState("bad")?.stage).toBe(Stage.SEED_STAGE_EMBARGOED);
@@ -321,7 +321,7 @@ describe("DESIGN §3 decisions", () => {
   it("16: a seed first made ephemeral by annotations, then germinated, survives finalizeStep", () => {
     const { manager, clock } = makeManager();
     manager.registerHost(HOST);
-    manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "e2", annotations: { risk_reason: "drift" } }));
+    manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_PAUSE, targetSeedId: "e2", annotations: new Map(Object.entries({ risk_reason: "drift" })) }));
     expect(manager.isEphemeral("e2")).toBe(true);
     manager.handleCommand(seedCommand(clock, "e2", GERMINATE));
     manager.finalizeStep(1n);
@@ -349,7 +349,7 @@ describe("DESIGN §3 decisions", () => {
     const packets = manager.packets.drain();
     expect(packets).toHaveLength(2);
     for (const p of packets) expect(p.metrics.map((m) => m.name)).not.toContain("kasmina.kernel.fetch_latency_ms");
-    const b = packets.find((p) => p.systemHealth?.indicators["seed_id"] === "b");
+    const b = packets.find((p) => p.systemHealth?.indicators.get("seed_id") === "b");
     expect(b?.metrics.find((m) => m.name === "kasmina.seed.kernel_latency_ms")?.value).toBe(0);
     expect(b?.metrics.find((m) => m.name === "kasmina.cache.gpu_hit_rate")?.value).toBe(0.5);
   });
@@ -362,7 +362,7 @@ describe("DESIGN §3 decisions", () => {
     expect(manager.memory.teacher()).toBeDefined();
     expect(manager.memory.kernelCache.size).toBe(1);
 
-    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_EMERGENCY, annotations: { include_teacher: "TRUE" } }));
+    const out = manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_EMERGENCY, annotations: new Map(Object.entries({ include_teacher: "TRUE" })) }));
     expect(find(out.events, "emergency_cleanup")[0]?.attributes).toMatchObject({ include_teacher: "true", kernel_cache_cleared: "1" });
     expect(manager.memory.teacher()).toBeUndefined();
     expect(manager.memory.kernelCache.size).toBe(0);
@@ -375,7 +375,7 @@ describe("DESIGN §3 decisions", () => {
     const actions: string[] = [];
     for (const id of ["a", "b", "c"]) {
       const out = manager.handleCommand(seedCommand(clock, id, GERMINATE, "BAD"));
-      actions.push(...find(out.events, "breaker_event").map((e) => `${e.attributes["action"]}:${e.attributes["reason"]}`));
+      actions.push(...find(out.events, "breaker_event").map((e) => `${e.attributes.get("action")}:${e.attributes.get("reason")}`));
       // A fetch error leaves latency = budget, so G2 passes and the seed proceeds on the fallback.
       expect(manager.stageOf(id)).toBe(Stage.SEED_STAGE_PROBATIONARY);
       expect(manager.seedView(id)?.lastKernelLatencyMs).toBe(10);
@@ -390,7 +390,7 @@ describe("DESIGN §3 decisions", () => {
     const [denied] = find(out.events, "breaker_event");
     expect(denied?.attributes).toEqual({ seed_id: "d", breaker_state: "CIRCUIT_STATE_OPEN", action: "denied", reason: "breaker_open" });
     expect(denied?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_WARNING);
-    expect(find(out.events, "gate_event").map((e) => e.attributes["gate"])).toEqual(["SEED_GATE_G0_SANITY"]);
+    expect(find(out.events, "gate_event").map((e) => e.attributes.get("gate"))).toEqual(["SEED_GATE_G0_SANITY"]);
     expect(find(out.events, "gate_failure")[0]?.attributes).toEqual({ seed_id: "d", gate: "SEED_GATE_G1_GRADIENT_HEALTH", reason: "breaker_denied" });
     expect(manager.stageOf("d")).toBe(Stage.SEED_STAGE_EMBARGOED);
     expect(manager.rollbackPayload("d")?.["reason"]).toBe("breaker_denied");
@@ -400,7 +400,7 @@ describe("DESIGN §3 decisions", () => {
     // After the 60 s cool-down the breaker half-opens and lets a fetch through.
     clock.advance(61);
     const later = manager.handleCommand(seedCommand(clock, "e", GERMINATE, "BP001"));
-    expect(find(later.events, "breaker_event").map((e) => `${e.attributes["breaker_state"]}:${e.attributes["action"]}:${e.attributes["reason"]}`)).toEqual([
+    expect(find(later.events, "breaker_event").map((e) => `${e.attributes.get("breaker_state")}:${e.attributes.get("action")}:${e.attributes.get("reason")}`)).toEqual([
       "CIRCUIT_STATE_HALF_OPEN:transition:cooldown_elapsed",
       "CIRCUIT_STATE_HALF_OPEN:count:success",
     ]);
@@ -413,7 +413,7 @@ describe("DESIGN §3 decisions", () => {
     manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_OPTIMIZER }));
     manager.finalizeStep(1n);
     const events = allEvents(manager.packets.peek());
-    expect(find(events, "breaker_event").map((e) => e.attributes["action"])).toEqual(["count", "count", "transition"]);
+    expect(find(events, "breaker_event").map((e) => e.attributes.get("action"))).toEqual(["count", "count", "transition"]);
     // The fetch errors never updated the manager's last latency (spec §8.1 / §17.17).
     expect(find(events, "fallback_applied")[0]?.attributes).toEqual({ lat: "0.0" });
   });

@@ -65,8 +65,8 @@ describe("training-controller cycle (driven pacing)", () => {
 
     const blending = await apply(client, seedOp(clock, "seed-a", SeedOperation.SEED_OP_START_GRAFTING));
     expect(blending.seed?.stage).toBe(Stage.SEED_STAGE_BLENDING);
-    expect(blending.seed?.metrics["alpha_steps"]).toBe(1);
-    expect(blending.seed?.metrics["alpha"]).toBeCloseTo(0.010987, 5);
+    expect(blending.seed?.metrics.get("alpha_steps")).toBe(1);
+    expect(blending.seed?.metrics.get("alpha")).toBeCloseTo(0.010987, 5);
 
     const advanced = await call(client, client.advanceAlpha, { seedId: "seed-a", steps: 9 });
     expect(advanced).toMatchObject({ alphaSteps: 10, stage: Stage.SEED_STAGE_BLENDING });
@@ -130,8 +130,8 @@ describe("Appendix B vectors over gRPC (immediate pacing)", () => {
     await call(client, client.registerHost, { parameters: HOST });
     const response = await apply(client, germinate(clock, "s"));
     expect(response.seed?.stage).toBe(Stage.SEED_STAGE_PROBATIONARY);
-    expect(response.seed?.metrics["alpha"]).toBe(1);
-    const gates = response.events.filter((e) => e.description === "gate_event").map((e) => e.attributes["gate"]);
+    expect(response.seed?.metrics.get("alpha")).toBe(1);
+    const gates = response.events.filter((e) => e.description === "gate_event").map((e) => e.attributes.get("gate"));
     expect(gates).toEqual([
       "SEED_GATE_G0_SANITY",
       "SEED_GATE_G1_GRADIENT_HEALTH",
@@ -236,14 +236,14 @@ describe("verification over gRPC", () => {
     const h = harness;
     let cmd = build(h);
     if (reason === "missing_signature") {
-      cmd = AdaptationCommand.fromPartial({ ...cmd, annotations: {} });
+      cmd = AdaptationCommand.fromPartial({ ...cmd, annotations: new Map(Object.entries({})) });
     }
     await expectStatus(apply(h.client, cmd), status.PERMISSION_DENIED, detail);
     expect((await call(h.client, h.client.exportSeedStates, {})).seeds).toEqual([]);
     await call(h.client, h.client.finalizeStep, {});
     const rejected = eventsOf(await drain(h.client)).filter((e) => e.description === "command_rejected");
     expect(rejected).toHaveLength(1);
-    expect(rejected[0]?.attributes["reason"]).toBe(reason);
+    expect(rejected[0]?.attributes.get("reason")).toBe(reason);
     expect(rejected[0]?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_ERROR);
   });
 
@@ -290,7 +290,7 @@ describe("commands over gRPC", () => {
     expect(response.events[0]).toMatchObject({ description: "emergency_cleanup", level: TelemetryLevel.TELEMETRY_LEVEL_CRITICAL });
     const packets = await drain(client);
     expect(packets).toHaveLength(1);
-    expect(packets[0]?.systemHealth?.indicators["priority"]).toBe("MESSAGE_PRIORITY_CRITICAL");
+    expect(packets[0]?.systemHealth?.indicators.get("priority")).toBe("MESSAGE_PRIORITY_CRITICAL");
   });
 
   it.each([CommandType.COMMAND_ROLLBACK, CommandType.COMMAND_STRUCTURAL_PRUNING, CommandType.COMMAND_UNKNOWN])(
@@ -417,7 +417,7 @@ describe("registration, status and live telemetry", () => {
     expect(big).toMatchObject({ memoryGb: 8, overBudget: true });
     await call(client, client.finalizeStep, {});
     const teacher = eventsOf(await drain(client)).filter((e) => e.description === "teacher_registered");
-    expect(teacher.map((e) => [e.level, e.attributes["memory_gb"]])).toEqual([
+    expect(teacher.map((e) => [e.level, e.attributes.get("memory_gb")])).toEqual([
       [TelemetryLevel.TELEMETRY_LEVEL_INFO, "0.00"],
       [TelemetryLevel.TELEMETRY_LEVEL_WARNING, "8.00"],
     ]);

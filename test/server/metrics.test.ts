@@ -56,7 +56,7 @@ describe("OpenTelemetry instruments", () => {
     await call(client, client.registerHost, { parameters: [{ key: "h", shape: [1], trainable: true, elementBytes: 4 }] });
     await call(client, client.applyCommand, { command: germinate(clock, "s") });
     const unsigned = germinate(clock, "t");
-    unsigned.annotations = {};
+    unsigned.annotations = new Map();
     await call(client, client.applyCommand, { command: unsigned }).catch(() => undefined);
     for (let i = 0; i < 70; i++) await call(client, client.applyCommand, { command: seedOp(clock, "s", SeedOperation.SEED_OP_FINE_TUNE) });
     await call(client, client.recordIsolationViolation, { seedId: "s" });

@@ -34,7 +34,7 @@ describe("prefetch on the in-process bus (KASMINA_BUS=memory)", () => {
     expect(response.seed?.stage).toBe(Stage.SEED_STAGE_GERMINATED);
     const requested = response.events.find((e) => e.description === "prefetch_requested");
     expect(requested?.attributes).toMatchObject({ seed_id: "s", blueprint_id: "BP001" });
-    expect(requested?.attributes["request_id"]).toMatch(/^prefetch-/);
+    expect(requested?.attributes.get("request_id")).toMatch(/^prefetch-/);
     await waitUntil(async () => (await stageOf(h, "s")) === Stage.SEED_STAGE_TRAINING, "the seed reaches TRAINING");
     await call(h.client, h.client.finalizeStep, {});
     const events = (await call(h.client, h.client.drainTelemetry, { maxPackets: 0 })).packets.flatMap((p) => p.events);
@@ -56,7 +56,7 @@ describe("prefetch on the in-process bus (KASMINA_BUS=memory)", () => {
     const events = (await call(h.client, h.client.drainTelemetry, { maxPackets: 0 })).packets.flatMap((p) => p.events);
     const error = events.find((e) => e.description === "prefetch_error");
     expect(error).toMatchObject({ level: TelemetryLevel.TELEMETRY_LEVEL_WARNING, attributes: { seed_id: "s", blueprint_id: "BP_UNKNOWN" } });
-    expect(error?.attributes["reason"]).toContain("BP_UNKNOWN");
+    expect(error?.attributes.get("reason")).toContain("BP_UNKNOWN");
     const [span] = recorded.spans("kasmina.prefetch.request");
     expect(span?.status).toMatchObject({ code: SpanStatusCode.ERROR });
     expect(span?.status.message).toContain("BP_UNKNOWN");
@@ -70,10 +70,10 @@ describe("prefetch on the in-process bus (KASMINA_BUS=memory)", () => {
     expect(response.seed?.stage).toBe(Stage.SEED_STAGE_DORMANT);
     const failed = response.events.find((e) => e.description === "prefetch_request_failed");
     expect(failed?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_ERROR);
-    expect(failed?.attributes["reason"]).toContain("training_run_id");
+    expect(failed?.attributes.get("reason")).toContain("training_run_id");
     expect(h.app.manager.pendingPrefetchCount()).toBe(0);
     // The command's own annotation supplies the run id.
-    const annotated = await call(h.client, h.client.applyCommand, { command: germinate(h.clock, "s", "BP001", { annotations: { training_run_id: "run-9" } }) });
+    const annotated = await call(h.client, h.client.applyCommand, { command: germinate(h.clock, "s", "BP001", { annotations: new Map(Object.entries({ training_run_id: "run-9" })) }) });
     expect(annotated.seed?.stage).toBe(Stage.SEED_STAGE_GERMINATED);
   });
 
@@ -127,7 +127,7 @@ describe("prefetch on Redis Streams (KASMINA_BUS=redis) against a real redis-ser
     // An unsigned reply (someone without the secret) is acknowledged, dropped and reported.
     const raw = new Redis(redis.url, { lazyConnect: true });
     await raw.connect();
-    await raw.xadd("oona.kernels.ready", "*", "payload", Buffer.from(BusEnvelope.encode({ messageType: BusMessageType.BUS_MESSAGE_TYPE_KERNEL_PREFETCH_READY, payload: Buffer.alloc(0), attributes: {} }).finish()));
+    await raw.xadd("oona.kernels.ready", "*", "payload", Buffer.from(BusEnvelope.encode({ messageType: BusMessageType.BUS_MESSAGE_TYPE_KERNEL_PREFETCH_READY, payload: Buffer.alloc(0), attributes: new Map() }).finish()));
     raw.disconnect();
     let rejected: TelemetryEvent | undefined;
     await waitUntil(async () => {
@@ -136,8 +136,8 @@ describe("prefetch on Redis Streams (KASMINA_BUS=redis) against a real redis-ser
       rejected ??= events.find((e) => e.description === "prefetch_message_rejected");
       return rejected !== undefined;
     }, "the unsigned reply is reported", 10_000);
-    expect(rejected?.attributes["stream"]).toBe("oona.kernels.ready");
-    expect(rejected?.attributes["reason"]).toMatch(/signature/);
+    expect(rejected?.attributes.get("stream")).toBe("oona.kernels.ready");
+    expect(rejected?.attributes.get("reason")).toMatch(/signature/);
 
     await redis.stop();
     await waitUntil(async () => (await healthStatus(h.server.address)) === "NOT_SERVING", "health turns NOT_SERVING", 10_000);

@@ -54,7 +54,7 @@ export function command(clock: FakeClock, fields: Partial<AdaptationCommand>, se
     issuedBy: "tamiyo",
     ...fields,
   });
-  if (secret !== undefined) cmd.annotations["signature"] = signCommand(cmd, secret);
+  if (secret !== undefined) cmd.annotations.set("signature", signCommand(cmd, secret));
   return cmd;
 }
 
@@ -62,7 +62,7 @@ export const germinate = (clock: FakeClock, seedId: string, blueprintId = "BP001
   command(clock, {
     commandType: CommandType.COMMAND_SEED,
     targetSeedId: seedId,
-    payload: { $case: "seedOperation", value: { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId, parameters: {} } },
+    payload: { $case: "seedOperation", value: { operation: SeedOperation.SEED_OP_GERMINATE, blueprintId, parameters: new Map() } },
     ...extra,
   });
 
@@ -70,7 +70,7 @@ export const seedOp = (clock: FakeClock, seedId: string, operation: SeedOperatio
   command(clock, {
     commandType: CommandType.COMMAND_SEED,
     targetSeedId: seedId,
-    payload: { $case: "seedOperation", value: { operation, blueprintId: "", parameters: {} } },
+    payload: { $case: "seedOperation", value: { operation, blueprintId: "", parameters: new Map() } },
     ...extra,
   });
 

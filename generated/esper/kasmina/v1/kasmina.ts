@@ -193,6 +193,8 @@ export interface IsolationReport {
   collecting: boolean;
   backend: string;
   elementsProcessed: bigint;
+  /** Standard error of the sampled dot product (DESIGN §2.3); 0 in exact mode. */
+  dotStandardError: number;
 }
 
 export interface GetIsolationStatsRequest {
@@ -227,6 +229,8 @@ export interface DrainTelemetryRequest {
 export interface DrainTelemetryResponse {
   packets: TelemetryPacket[];
   droppedPackets: bigint;
+  /** Packets still in the log after this reply (DESIGN §2.0): drain again while it is non-zero. */
+  remainingPackets: bigint;
 }
 
 export interface WatchTelemetryRequest {
@@ -256,7 +260,86 @@ export interface GetStatusResponse {
   version: string;
   kernelCache: CacheStats | undefined;
   telemetryCache: CacheStats | undefined;
-  gpuCache: CacheStats | undefined;
+  gpuCache:
+    | CacheStats
+    | undefined;
+  /** Training runs this service holds (DESIGN §2.1). */
+  trainingRuns: number;
+  /** The run this call selected; `seeds` and `current_epoch` are this run's. */
+  trainingRun: string;
+  /** `sqlite:PATH`, `memory` or `etcd:ENDPOINTS` (never a password). */
+  stateStore: string;
+}
+
+export interface ListTrainingRunsRequest {
+}
+
+export interface ListTrainingRunsResponse {
+  runs: TrainingRunSummary[];
+}
+
+export interface TrainingRunSummary {
+  trainingRunId: string;
+  seeds: number;
+  currentEpoch: number;
+  lastActivityUnixMs: bigint;
+  isolationBreaker: CircuitBreakerState;
+  violations: number;
+}
+
+export interface CloseTrainingRunRequest {
+  trainingRunId: string;
+}
+
+export interface CloseTrainingRunResponse {
+  seedsRetired: number;
+}
+
+export interface ParameterExtent {
+  paramKey: string;
+  numel: bigint;
+}
+
+export interface GetProjectionRequest {
+  seedId: string;
+  parameters: ParameterExtent[];
+}
+
+/**
+ * The service's prepared indices for one parameter identity: fixed once prepared, exactly those a
+ * full ReportGradients pass samples.
+ */
+export interface ParameterProjection {
+  paramKey: string;
+  numel: bigint;
+  indices: bigint[];
+  scale: number;
+}
+
+export interface GetProjectionResponse {
+  projections: ParameterProjection[];
+  samples: number;
+}
+
+/**
+ * One parameter's gradient on one side, reduced to what projection mode uses: the sum of squares
+ * over the whole gradient and the values at the prepared indices (little-endian float32, in order).
+ */
+export interface GradientSketch {
+  paramKey: string;
+  side: GradientSide;
+  numel: bigint;
+  sumSquares: number;
+  sampledValues: Buffer;
+}
+
+export interface ReportGradientSketchRequest {
+  seedId: string;
+  sketches: GradientSketch[];
+}
+
+export interface ReportGradientSketchResponse {
+  report: IsolationReport | undefined;
 }
 
 function createBaseApplyCommandRequest(): ApplyCommandRequest {
@@ -1947,6 +2030,7 @@ function createBaseIsolationReport(): IsolationReport {
     collecting: false,
     backend: "",
     elementsProcessed: 0n,
+    dotStandardError: 0,
   };
 }
 
@@ -1981,6 +2065,9 @@ export const IsolationReport: MessageFns<IsolationReport> = {
         throw new globalThis.Error("value provided for field message.elementsProcessed of type uint64 too large");
       }
       writer.uint32(72).uint64(message.elementsProcessed);
+    }
+    if (message.dotStandardError !== 0) {
+      writer.uint32(81).double(message.dotStandardError);
     }
     return writer;
   },
@@ -2070,6 +2157,14 @@ export const IsolationReport: MessageFns<IsolationReport> = {
             message.elementsProcessed = reader.uint64() as bigint;
             continue;
           }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.dotStandardError = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2117,6 +2212,11 @@ export const IsolationReport: MessageFns<IsolationReport> = {
         : isSet(object.elements_processed)
         ? BigInt(object.elements_processed)
         : 0n,
+      dotStandardError: isSet(object.dotStandardError)
+        ? globalThis.Number(object.dotStandardError)
+        : isSet(object.dot_standard_error)
+        ? globalThis.Number(object.dot_standard_error)
+        : 0,
     };
   },
 
@@ -2149,6 +2249,9 @@ export const IsolationReport: MessageFns<IsolationReport> = {
     if (message.elementsProcessed !== 0n) {
       obj.elementsProcessed = message.elementsProcessed.toString();
     }
+    if (message.dotStandardError !== 0) {
+      obj.dotStandardError = floatToJson(message.dotStandardError);
+    }
     return obj;
   },
 
@@ -2168,6 +2271,7 @@ export const IsolationReport: MessageFns<IsolationReport> = {
     message.elementsProcessed = (object.elementsProcessed !== undefined && object.elementsProcessed !== null)
       ? BigInt(object.elementsProcessed)
       : 0n;
+    message.dotStandardError = object.dotStandardError ?? 0;
     return message;
   },
 };
@@ -2700,7 +2804,7 @@ export const DrainTelemetryRequest: MessageFns<DrainTelemetryRequest> = {
 };
 
 function createBaseDrainTelemetryResponse(): DrainTelemetryResponse {
-  return { packets: [], droppedPackets: 0n };
+  return { packets: [], droppedPackets: 0n, remainingPackets: 0n };
 }
 
 export const DrainTelemetryResponse: MessageFns<DrainTelemetryResponse> = {
@@ -2713,6 +2817,12 @@ export const DrainTelemetryResponse: MessageFns<DrainTelemetryResponse> = {
         throw new globalThis.Error("value provided for field message.droppedPackets of type uint64 too large");
       }
       writer.uint32(16).uint64(message.droppedPackets);
+    }
+    if (message.remainingPackets !== 0n) {
+      if (BigInt.asUintN(64, message.remainingPackets) !== message.remainingPackets) {
+        throw new globalThis.Error("value provided for field message.remainingPackets of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.remainingPackets);
     }
     return writer;
   },
@@ -2746,6 +2856,14 @@ export const DrainTelemetryResponse: MessageFns<DrainTelemetryResponse> = {
             message.droppedPackets = reader.uint64() as bigint;
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remainingPackets = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2768,6 +2886,11 @@ export const DrainTelemetryResponse: MessageFns<DrainTelemetryResponse> = {
         : isSet(object.dropped_packets)
         ? BigInt(object.dropped_packets)
         : 0n,
+      remainingPackets: isSet(object.remainingPackets)
+        ? BigInt(object.remainingPackets)
+        : isSet(object.remaining_packets)
+        ? BigInt(object.remaining_packets)
+        : 0n,
     };
   },
 
@@ -2778,6 +2901,9 @@ export const DrainTelemetryResponse: MessageFns<DrainTelemetryResponse> = {
     }
     if (message.droppedPackets !== 0n) {
       obj.droppedPackets = message.droppedPackets.toString();
+    }
+    if (message.remainingPackets !== 0n) {
+      obj.remainingPackets = message.remainingPackets.toString();
     }
     return obj;
   },
@@ -2790,6 +2916,9 @@ export const DrainTelemetryResponse: MessageFns<DrainTelemetryResponse> = {
     message.packets = object.packets?.map((e) => TelemetryPacket.fromPartial(e)) || [];
     message.droppedPackets = (object.droppedPackets !== undefined && object.droppedPackets !== null)
       ? BigInt(object.droppedPackets)
+      : 0n;
+    message.remainingPackets = (object.remainingPackets !== undefined && object.remainingPackets !== null)
+      ? BigInt(object.remainingPackets)
       : 0n;
     return message;
   },
@@ -3110,6 +3239,9 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     kernelCache: undefined,
     telemetryCache: undefined,
     gpuCache: undefined,
+    trainingRuns: 0,
+    trainingRun: "",
+    stateStore: "",
   };
 }
 
@@ -3144,6 +3276,15 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.gpuCache !== undefined) {
       CacheStats.encode(message.gpuCache, writer.uint32(82).fork()).join();
+    }
+    if (message.trainingRuns !== 0) {
+      writer.uint32(88).uint32(message.trainingRuns);
+    }
+    if (message.trainingRun !== "") {
+      writer.uint32(98).string(message.trainingRun);
+    }
+    if (message.stateStore !== "") {
+      writer.uint32(106).string(message.stateStore);
     }
     return writer;
   },
@@ -3241,6 +3382,30 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.gpuCache = CacheStats.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.trainingRuns = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.trainingRun = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.stateStore = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3297,6 +3462,21 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : isSet(object.gpu_cache)
         ? CacheStats.fromJSON(object.gpu_cache)
         : undefined,
+      trainingRuns: isSet(object.trainingRuns)
+        ? globalThis.Number(object.trainingRuns)
+        : isSet(object.training_runs)
+        ? globalThis.Number(object.training_runs)
+        : 0,
+      trainingRun: isSet(object.trainingRun)
+        ? globalThis.String(object.trainingRun)
+        : isSet(object.training_run)
+        ? globalThis.String(object.training_run)
+        : "",
+      stateStore: isSet(object.stateStore)
+        ? globalThis.String(object.stateStore)
+        : isSet(object.state_store)
+        ? globalThis.String(object.state_store)
+        : "",
     };
   },
 
@@ -3332,6 +3512,15 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.gpuCache !== undefined) {
       obj.gpuCache = CacheStats.toJSON(message.gpuCache);
     }
+    if (message.trainingRuns !== 0) {
+      obj.trainingRuns = Math.round(message.trainingRuns);
+    }
+    if (message.trainingRun !== "") {
+      obj.trainingRun = message.trainingRun;
+    }
+    if (message.stateStore !== "") {
+      obj.stateStore = message.stateStore;
+    }
     return obj;
   },
 
@@ -3355,6 +3544,1165 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
       : undefined;
     message.gpuCache = (object.gpuCache !== undefined && object.gpuCache !== null)
       ? CacheStats.fromPartial(object.gpuCache)
+      : undefined;
+    message.trainingRuns = object.trainingRuns ?? 0;
+    message.trainingRun = object.trainingRun ?? "";
+    message.stateStore = object.stateStore ?? "";
+    return message;
+  },
+};
+
+function createBaseListTrainingRunsRequest(): ListTrainingRunsRequest {
+  return {};
+}
+
+export const ListTrainingRunsRequest: MessageFns<ListTrainingRunsRequest> = {
+  encode(_: ListTrainingRunsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTrainingRunsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTrainingRunsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListTrainingRunsRequest {
+    return {};
+  },
+
+  toJSON(_: ListTrainingRunsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListTrainingRunsRequest>, I>>(base?: I): ListTrainingRunsRequest {
+    return ListTrainingRunsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTrainingRunsRequest>, I>>(_: I): ListTrainingRunsRequest {
+    const message = createBaseListTrainingRunsRequest();
+    return message;
+  },
+};
+
+function createBaseListTrainingRunsResponse(): ListTrainingRunsResponse {
+  return { runs: [] };
+}
+
+export const ListTrainingRunsResponse: MessageFns<ListTrainingRunsResponse> = {
+  encode(message: ListTrainingRunsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.runs) {
+      TrainingRunSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTrainingRunsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTrainingRunsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runs.push(TrainingRunSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTrainingRunsResponse {
+    return {
+      runs: globalThis.Array.isArray(object?.runs) ? object.runs.map((e: any) => TrainingRunSummary.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListTrainingRunsResponse): unknown {
+    const obj: any = {};
+    if (message.runs?.length) {
+      obj.runs = message.runs.map((e) => TrainingRunSummary.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListTrainingRunsResponse>, I>>(base?: I): ListTrainingRunsResponse {
+    return ListTrainingRunsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTrainingRunsResponse>, I>>(object: I): ListTrainingRunsResponse {
+    const message = createBaseListTrainingRunsResponse();
+    message.runs = object.runs?.map((e) => TrainingRunSummary.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTrainingRunSummary(): TrainingRunSummary {
+  return { trainingRunId: "", seeds: 0, currentEpoch: 0, lastActivityUnixMs: 0n, isolationBreaker: 0, violations: 0 };
+}
+
+export const TrainingRunSummary: MessageFns<TrainingRunSummary> = {
+  encode(message: TrainingRunSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trainingRunId !== "") {
+      writer.uint32(10).string(message.trainingRunId);
+    }
+    if (message.seeds !== 0) {
+      writer.uint32(16).uint32(message.seeds);
+    }
+    if (message.currentEpoch !== 0) {
+      writer.uint32(24).uint32(message.currentEpoch);
+    }
+    if (message.lastActivityUnixMs !== 0n) {
+      if (BigInt.asIntN(64, message.lastActivityUnixMs) !== message.lastActivityUnixMs) {
+        throw new globalThis.Error("value provided for field message.lastActivityUnixMs of type int64 too large");
+      }
+      writer.uint32(32).int64(message.lastActivityUnixMs);
+    }
+    if (message.isolationBreaker !== 0) {
+      writer.uint32(40).int32(message.isolationBreaker);
+    }
+    if (message.violations !== 0) {
+      writer.uint32(48).uint32(message.violations);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrainingRunSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrainingRunSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trainingRunId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seeds = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.currentEpoch = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lastActivityUnixMs = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.isolationBreaker = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.violations = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrainingRunSummary {
+    return {
+      trainingRunId: isSet(object.trainingRunId)
+        ? globalThis.String(object.trainingRunId)
+        : isSet(object.training_run_id)
+        ? globalThis.String(object.training_run_id)
+        : "",
+      seeds: isSet(object.seeds) ? globalThis.Number(object.seeds) : 0,
+      currentEpoch: isSet(object.currentEpoch)
+        ? globalThis.Number(object.currentEpoch)
+        : isSet(object.current_epoch)
+        ? globalThis.Number(object.current_epoch)
+        : 0,
+      lastActivityUnixMs: isSet(object.lastActivityUnixMs)
+        ? BigInt(object.lastActivityUnixMs)
+        : isSet(object.last_activity_unix_ms)
+        ? BigInt(object.last_activity_unix_ms)
+        : 0n,
+      isolationBreaker: isSet(object.isolationBreaker)
+        ? circuitBreakerStateFromJSON(object.isolationBreaker)
+        : isSet(object.isolation_breaker)
+        ? circuitBreakerStateFromJSON(object.isolation_breaker)
+        : 0,
+      violations: isSet(object.violations) ? globalThis.Number(object.violations) : 0,
+    };
+  },
+
+  toJSON(message: TrainingRunSummary): unknown {
+    const obj: any = {};
+    if (message.trainingRunId !== "") {
+      obj.trainingRunId = message.trainingRunId;
+    }
+    if (message.seeds !== 0) {
+      obj.seeds = Math.round(message.seeds);
+    }
+    if (message.currentEpoch !== 0) {
+      obj.currentEpoch = Math.round(message.currentEpoch);
+    }
+    if (message.lastActivityUnixMs !== 0n) {
+      obj.lastActivityUnixMs = message.lastActivityUnixMs.toString();
+    }
+    if (message.isolationBreaker !== 0) {
+      obj.isolationBreaker = circuitBreakerStateToJSON(message.isolationBreaker);
+    }
+    if (message.violations !== 0) {
+      obj.violations = Math.round(message.violations);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrainingRunSummary>, I>>(base?: I): TrainingRunSummary {
+    return TrainingRunSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrainingRunSummary>, I>>(object: I): TrainingRunSummary {
+    const message = createBaseTrainingRunSummary();
+    message.trainingRunId = object.trainingRunId ?? "";
+    message.seeds = object.seeds ?? 0;
+    message.currentEpoch = object.currentEpoch ?? 0;
+    message.lastActivityUnixMs = (object.lastActivityUnixMs !== undefined && object.lastActivityUnixMs !== null)
+      ? BigInt(object.lastActivityUnixMs)
+      : 0n;
+    message.isolationBreaker = object.isolationBreaker ?? 0;
+    message.violations = object.violations ?? 0;
+    return message;
+  },
+};
+
+function createBaseCloseTrainingRunRequest(): CloseTrainingRunRequest {
+  return { trainingRunId: "" };
+}
+
+export const CloseTrainingRunRequest: MessageFns<CloseTrainingRunRequest> = {
+  encode(message: CloseTrainingRunRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.trainingRunId !== "") {
+      writer.uint32(10).string(message.trainingRunId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CloseTrainingRunRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCloseTrainingRunRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.trainingRunId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CloseTrainingRunRequest {
+    return {
+      trainingRunId: isSet(object.trainingRunId)
+        ? globalThis.String(object.trainingRunId)
+        : isSet(object.training_run_id)
+        ? globalThis.String(object.training_run_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CloseTrainingRunRequest): unknown {
+    const obj: any = {};
+    if (message.trainingRunId !== "") {
+      obj.trainingRunId = message.trainingRunId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CloseTrainingRunRequest>, I>>(base?: I): CloseTrainingRunRequest {
+    return CloseTrainingRunRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CloseTrainingRunRequest>, I>>(object: I): CloseTrainingRunRequest {
+    const message = createBaseCloseTrainingRunRequest();
+    message.trainingRunId = object.trainingRunId ?? "";
+    return message;
+  },
+};
+
+function createBaseCloseTrainingRunResponse(): CloseTrainingRunResponse {
+  return { seedsRetired: 0 };
+}
+
+export const CloseTrainingRunResponse: MessageFns<CloseTrainingRunResponse> = {
+  encode(message: CloseTrainingRunResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seedsRetired !== 0) {
+      writer.uint32(8).uint32(message.seedsRetired);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CloseTrainingRunResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCloseTrainingRunResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seedsRetired = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CloseTrainingRunResponse {
+    return {
+      seedsRetired: isSet(object.seedsRetired)
+        ? globalThis.Number(object.seedsRetired)
+        : isSet(object.seeds_retired)
+        ? globalThis.Number(object.seeds_retired)
+        : 0,
+    };
+  },
+
+  toJSON(message: CloseTrainingRunResponse): unknown {
+    const obj: any = {};
+    if (message.seedsRetired !== 0) {
+      obj.seedsRetired = Math.round(message.seedsRetired);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CloseTrainingRunResponse>, I>>(base?: I): CloseTrainingRunResponse {
+    return CloseTrainingRunResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CloseTrainingRunResponse>, I>>(object: I): CloseTrainingRunResponse {
+    const message = createBaseCloseTrainingRunResponse();
+    message.seedsRetired = object.seedsRetired ?? 0;
+    return message;
+  },
+};
+
+function createBaseParameterExtent(): ParameterExtent {
+  return { paramKey: "", numel: 0n };
+}
+
+export const ParameterExtent: MessageFns<ParameterExtent> = {
+  encode(message: ParameterExtent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paramKey !== "") {
+      writer.uint32(10).string(message.paramKey);
+    }
+    if (message.numel !== 0n) {
+      if (BigInt.asUintN(64, message.numel) !== message.numel) {
+        throw new globalThis.Error("value provided for field message.numel of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.numel);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ParameterExtent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseParameterExtent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paramKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.numel = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ParameterExtent {
+    return {
+      paramKey: isSet(object.paramKey)
+        ? globalThis.String(object.paramKey)
+        : isSet(object.param_key)
+        ? globalThis.String(object.param_key)
+        : "",
+      numel: isSet(object.numel) ? BigInt(object.numel) : 0n,
+    };
+  },
+
+  toJSON(message: ParameterExtent): unknown {
+    const obj: any = {};
+    if (message.paramKey !== "") {
+      obj.paramKey = message.paramKey;
+    }
+    if (message.numel !== 0n) {
+      obj.numel = message.numel.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ParameterExtent>, I>>(base?: I): ParameterExtent {
+    return ParameterExtent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ParameterExtent>, I>>(object: I): ParameterExtent {
+    const message = createBaseParameterExtent();
+    message.paramKey = object.paramKey ?? "";
+    message.numel = (object.numel !== undefined && object.numel !== null) ? BigInt(object.numel) : 0n;
+    return message;
+  },
+};
+
+function createBaseGetProjectionRequest(): GetProjectionRequest {
+  return { seedId: "", parameters: [] };
+}
+
+export const GetProjectionRequest: MessageFns<GetProjectionRequest> = {
+  encode(message: GetProjectionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seedId !== "") {
+      writer.uint32(10).string(message.seedId);
+    }
+    for (const v of message.parameters) {
+      ParameterExtent.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetProjectionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetProjectionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.seedId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.parameters.push(ParameterExtent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetProjectionRequest {
+    return {
+      seedId: isSet(object.seedId)
+        ? globalThis.String(object.seedId)
+        : isSet(object.seed_id)
+        ? globalThis.String(object.seed_id)
+        : "",
+      parameters: globalThis.Array.isArray(object?.parameters)
+        ? object.parameters.map((e: any) => ParameterExtent.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetProjectionRequest): unknown {
+    const obj: any = {};
+    if (message.seedId !== "") {
+      obj.seedId = message.seedId;
+    }
+    if (message.parameters?.length) {
+      obj.parameters = message.parameters.map((e) => ParameterExtent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetProjectionRequest>, I>>(base?: I): GetProjectionRequest {
+    return GetProjectionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetProjectionRequest>, I>>(object: I): GetProjectionRequest {
+    const message = createBaseGetProjectionRequest();
+    message.seedId = object.seedId ?? "";
+    message.parameters = object.parameters?.map((e) => ParameterExtent.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseParameterProjection(): ParameterProjection {
+  return { paramKey: "", numel: 0n, indices: [], scale: 0 };
+}
+
+export const ParameterProjection: MessageFns<ParameterProjection> = {
+  encode(message: ParameterProjection, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paramKey !== "") {
+      writer.uint32(10).string(message.paramKey);
+    }
+    if (message.numel !== 0n) {
+      if (BigInt.asUintN(64, message.numel) !== message.numel) {
+        throw new globalThis.Error("value provided for field message.numel of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.numel);
+    }
+    if (message.indices.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.indices) {
+        if (BigInt.asUintN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field indices of type uint64 is too large");
+        }
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.scale !== 0) {
+      writer.uint32(33).double(message.scale);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ParameterProjection {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseParameterProjection();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paramKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.numel = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.indices.push(reader.uint64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.indices.push(reader.uint64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.scale = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ParameterProjection {
+    return {
+      paramKey: isSet(object.paramKey)
+        ? globalThis.String(object.paramKey)
+        : isSet(object.param_key)
+        ? globalThis.String(object.param_key)
+        : "",
+      numel: isSet(object.numel) ? BigInt(object.numel) : 0n,
+      indices: globalThis.Array.isArray(object?.indices) ? object.indices.map((e: any) => BigInt(e)) : [],
+      scale: isSet(object.scale) ? globalThis.Number(object.scale) : 0,
+    };
+  },
+
+  toJSON(message: ParameterProjection): unknown {
+    const obj: any = {};
+    if (message.paramKey !== "") {
+      obj.paramKey = message.paramKey;
+    }
+    if (message.numel !== 0n) {
+      obj.numel = message.numel.toString();
+    }
+    if (message.indices?.length) {
+      obj.indices = message.indices.map((e) => e.toString());
+    }
+    if (message.scale !== 0) {
+      obj.scale = floatToJson(message.scale);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ParameterProjection>, I>>(base?: I): ParameterProjection {
+    return ParameterProjection.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ParameterProjection>, I>>(object: I): ParameterProjection {
+    const message = createBaseParameterProjection();
+    message.paramKey = object.paramKey ?? "";
+    message.numel = (object.numel !== undefined && object.numel !== null) ? BigInt(object.numel) : 0n;
+    message.indices = object.indices?.map((e) => BigInt(e)) || [];
+    message.scale = object.scale ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetProjectionResponse(): GetProjectionResponse {
+  return { projections: [], samples: 0 };
+}
+
+export const GetProjectionResponse: MessageFns<GetProjectionResponse> = {
+  encode(message: GetProjectionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.projections) {
+      ParameterProjection.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.samples !== 0) {
+      writer.uint32(16).uint32(message.samples);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetProjectionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetProjectionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.projections.push(ParameterProjection.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.samples = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetProjectionResponse {
+    return {
+      projections: globalThis.Array.isArray(object?.projections)
+        ? object.projections.map((e: any) => ParameterProjection.fromJSON(e))
+        : [],
+      samples: isSet(object.samples) ? globalThis.Number(object.samples) : 0,
+    };
+  },
+
+  toJSON(message: GetProjectionResponse): unknown {
+    const obj: any = {};
+    if (message.projections?.length) {
+      obj.projections = message.projections.map((e) => ParameterProjection.toJSON(e));
+    }
+    if (message.samples !== 0) {
+      obj.samples = Math.round(message.samples);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetProjectionResponse>, I>>(base?: I): GetProjectionResponse {
+    return GetProjectionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetProjectionResponse>, I>>(object: I): GetProjectionResponse {
+    const message = createBaseGetProjectionResponse();
+    message.projections = object.projections?.map((e) => ParameterProjection.fromPartial(e)) || [];
+    message.samples = object.samples ?? 0;
+    return message;
+  },
+};
+
+function createBaseGradientSketch(): GradientSketch {
+  return { paramKey: "", side: 0, numel: 0n, sumSquares: 0, sampledValues: Buffer.alloc(0) };
+}
+
+export const GradientSketch: MessageFns<GradientSketch> = {
+  encode(message: GradientSketch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paramKey !== "") {
+      writer.uint32(10).string(message.paramKey);
+    }
+    if (message.side !== 0) {
+      writer.uint32(16).int32(message.side);
+    }
+    if (message.numel !== 0n) {
+      if (BigInt.asUintN(64, message.numel) !== message.numel) {
+        throw new globalThis.Error("value provided for field message.numel of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.numel);
+    }
+    if (message.sumSquares !== 0) {
+      writer.uint32(33).double(message.sumSquares);
+    }
+    if (message.sampledValues.length !== 0) {
+      writer.uint32(42).bytes(message.sampledValues);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GradientSketch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGradientSketch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paramKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.side = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.numel = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.sumSquares = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.sampledValues = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GradientSketch {
+    return {
+      paramKey: isSet(object.paramKey)
+        ? globalThis.String(object.paramKey)
+        : isSet(object.param_key)
+        ? globalThis.String(object.param_key)
+        : "",
+      side: isSet(object.side) ? gradientSideFromJSON(object.side) : 0,
+      numel: isSet(object.numel) ? BigInt(object.numel) : 0n,
+      sumSquares: isSet(object.sumSquares)
+        ? globalThis.Number(object.sumSquares)
+        : isSet(object.sum_squares)
+        ? globalThis.Number(object.sum_squares)
+        : 0,
+      sampledValues: isSet(object.sampledValues)
+        ? Buffer.from(bytesFromBase64(object.sampledValues))
+        : isSet(object.sampled_values)
+        ? Buffer.from(bytesFromBase64(object.sampled_values))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: GradientSketch): unknown {
+    const obj: any = {};
+    if (message.paramKey !== "") {
+      obj.paramKey = message.paramKey;
+    }
+    if (message.side !== 0) {
+      obj.side = gradientSideToJSON(message.side);
+    }
+    if (message.numel !== 0n) {
+      obj.numel = message.numel.toString();
+    }
+    if (message.sumSquares !== 0) {
+      obj.sumSquares = floatToJson(message.sumSquares);
+    }
+    if (message.sampledValues.length !== 0) {
+      obj.sampledValues = base64FromBytes(message.sampledValues);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GradientSketch>, I>>(base?: I): GradientSketch {
+    return GradientSketch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GradientSketch>, I>>(object: I): GradientSketch {
+    const message = createBaseGradientSketch();
+    message.paramKey = object.paramKey ?? "";
+    message.side = object.side ?? 0;
+    message.numel = (object.numel !== undefined && object.numel !== null) ? BigInt(object.numel) : 0n;
+    message.sumSquares = object.sumSquares ?? 0;
+    message.sampledValues = object.sampledValues ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseReportGradientSketchRequest(): ReportGradientSketchRequest {
+  return { seedId: "", sketches: [] };
+}
+
+export const ReportGradientSketchRequest: MessageFns<ReportGradientSketchRequest> = {
+  encode(message: ReportGradientSketchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seedId !== "") {
+      writer.uint32(10).string(message.seedId);
+    }
+    for (const v of message.sketches) {
+      GradientSketch.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportGradientSketchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportGradientSketchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.seedId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sketches.push(GradientSketch.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportGradientSketchRequest {
+    return {
+      seedId: isSet(object.seedId)
+        ? globalThis.String(object.seedId)
+        : isSet(object.seed_id)
+        ? globalThis.String(object.seed_id)
+        : "",
+      sketches: globalThis.Array.isArray(object?.sketches)
+        ? object.sketches.map((e: any) => GradientSketch.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReportGradientSketchRequest): unknown {
+    const obj: any = {};
+    if (message.seedId !== "") {
+      obj.seedId = message.seedId;
+    }
+    if (message.sketches?.length) {
+      obj.sketches = message.sketches.map((e) => GradientSketch.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportGradientSketchRequest>, I>>(base?: I): ReportGradientSketchRequest {
+    return ReportGradientSketchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportGradientSketchRequest>, I>>(object: I): ReportGradientSketchRequest {
+    const message = createBaseReportGradientSketchRequest();
+    message.seedId = object.seedId ?? "";
+    message.sketches = object.sketches?.map((e) => GradientSketch.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReportGradientSketchResponse(): ReportGradientSketchResponse {
+  return { report: undefined };
+}
+
+export const ReportGradientSketchResponse: MessageFns<ReportGradientSketchResponse> = {
+  encode(message: ReportGradientSketchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.report !== undefined) {
+      IsolationReport.encode(message.report, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportGradientSketchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportGradientSketchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.report = IsolationReport.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportGradientSketchResponse {
+    return { report: isSet(object.report) ? IsolationReport.fromJSON(object.report) : undefined };
+  },
+
+  toJSON(message: ReportGradientSketchResponse): unknown {
+    const obj: any = {};
+    if (message.report !== undefined) {
+      obj.report = IsolationReport.toJSON(message.report);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportGradientSketchResponse>, I>>(base?: I): ReportGradientSketchResponse {
+    return ReportGradientSketchResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportGradientSketchResponse>, I>>(object: I): ReportGradientSketchResponse {
+    const message = createBaseReportGradientSketchResponse();
+    message.report = (object.report !== undefined && object.report !== null)
+      ? IsolationReport.fromPartial(object.report)
       : undefined;
     return message;
   },
@@ -3524,6 +4872,53 @@ export const KasminaServiceService = {
     responseSerialize: (value: GetStatusResponse): Buffer => Buffer.from(GetStatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetStatusResponse => GetStatusResponse.decode(value),
   },
+  /** Every training run this service holds (DESIGN §2.1). */
+  listTrainingRuns: {
+    path: "/esper.kasmina.v1.KasminaService/ListTrainingRuns" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTrainingRunsRequest): Buffer =>
+      Buffer.from(ListTrainingRunsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTrainingRunsRequest => ListTrainingRunsRequest.decode(value),
+    responseSerialize: (value: ListTrainingRunsResponse): Buffer =>
+      Buffer.from(ListTrainingRunsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTrainingRunsResponse => ListTrainingRunsResponse.decode(value),
+  },
+  /** Retire every seed of a run, end its watchers and delete its state (DESIGN §2.1). */
+  closeTrainingRun: {
+    path: "/esper.kasmina.v1.KasminaService/CloseTrainingRun" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CloseTrainingRunRequest): Buffer =>
+      Buffer.from(CloseTrainingRunRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CloseTrainingRunRequest => CloseTrainingRunRequest.decode(value),
+    responseSerialize: (value: CloseTrainingRunResponse): Buffer =>
+      Buffer.from(CloseTrainingRunResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CloseTrainingRunResponse => CloseTrainingRunResponse.decode(value),
+  },
+  /** The service's prepared projection indices, so a trainer can sketch its gradients (DESIGN §2.3). */
+  getProjection: {
+    path: "/esper.kasmina.v1.KasminaService/GetProjection" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetProjectionRequest): Buffer => Buffer.from(GetProjectionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetProjectionRequest => GetProjectionRequest.decode(value),
+    responseSerialize: (value: GetProjectionResponse): Buffer =>
+      Buffer.from(GetProjectionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetProjectionResponse => GetProjectionResponse.decode(value),
+  },
+  /** One backward pass of one seed as per-parameter sketches (DESIGN §2.3). */
+  reportGradientSketch: {
+    path: "/esper.kasmina.v1.KasminaService/ReportGradientSketch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportGradientSketchRequest): Buffer =>
+      Buffer.from(ReportGradientSketchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportGradientSketchRequest => ReportGradientSketchRequest.decode(value),
+    responseSerialize: (value: ReportGradientSketchResponse): Buffer =>
+      Buffer.from(ReportGradientSketchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportGradientSketchResponse => ReportGradientSketchResponse.decode(value),
+  },
 } as const;
 
 export interface KasminaServiceServer extends UntypedServiceImplementation {
@@ -3555,6 +4950,14 @@ export interface KasminaServiceServer extends UntypedServiceImplementation {
   watchTelemetry: handleServerStreamingCall<WatchTelemetryRequest, WatchTelemetryResponse>;
   /** The operator view. */
   getStatus: handleUnaryCall<GetStatusRequest, GetStatusResponse>;
+  /** Every training run this service holds (DESIGN §2.1). */
+  listTrainingRuns: handleUnaryCall<ListTrainingRunsRequest, ListTrainingRunsResponse>;
+  /** Retire every seed of a run, end its watchers and delete its state (DESIGN §2.1). */
+  closeTrainingRun: handleUnaryCall<CloseTrainingRunRequest, CloseTrainingRunResponse>;
+  /** The service's prepared projection indices, so a trainer can sketch its gradients (DESIGN §2.3). */
+  getProjection: handleUnaryCall<GetProjectionRequest, GetProjectionResponse>;
+  /** One backward pass of one seed as per-parameter sketches (DESIGN §2.3). */
+  reportGradientSketch: handleUnaryCall<ReportGradientSketchRequest, ReportGradientSketchResponse>;
 }
 
 export interface KasminaServiceClient extends Client {
@@ -3776,6 +5179,70 @@ export interface KasminaServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetStatusResponse) => void,
+  ): ClientUnaryCall;
+  /** Every training run this service holds (DESIGN §2.1). */
+  listTrainingRuns(
+    request: ListTrainingRunsRequest,
+    callback: (error: ServiceError | null, response: ListTrainingRunsResponse) => void,
+  ): ClientUnaryCall;
+  listTrainingRuns(
+    request: ListTrainingRunsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTrainingRunsResponse) => void,
+  ): ClientUnaryCall;
+  listTrainingRuns(
+    request: ListTrainingRunsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTrainingRunsResponse) => void,
+  ): ClientUnaryCall;
+  /** Retire every seed of a run, end its watchers and delete its state (DESIGN §2.1). */
+  closeTrainingRun(
+    request: CloseTrainingRunRequest,
+    callback: (error: ServiceError | null, response: CloseTrainingRunResponse) => void,
+  ): ClientUnaryCall;
+  closeTrainingRun(
+    request: CloseTrainingRunRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CloseTrainingRunResponse) => void,
+  ): ClientUnaryCall;
+  closeTrainingRun(
+    request: CloseTrainingRunRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CloseTrainingRunResponse) => void,
+  ): ClientUnaryCall;
+  /** The service's prepared projection indices, so a trainer can sketch its gradients (DESIGN §2.3). */
+  getProjection(
+    request: GetProjectionRequest,
+    callback: (error: ServiceError | null, response: GetProjectionResponse) => void,
+  ): ClientUnaryCall;
+  getProjection(
+    request: GetProjectionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetProjectionResponse) => void,
+  ): ClientUnaryCall;
+  getProjection(
+    request: GetProjectionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetProjectionResponse) => void,
+  ): ClientUnaryCall;
+  /** One backward pass of one seed as per-parameter sketches (DESIGN §2.3). */
+  reportGradientSketch(
+    request: ReportGradientSketchRequest,
+    callback: (error: ServiceError | null, response: ReportGradientSketchResponse) => void,
+  ): ClientUnaryCall;
+  reportGradientSketch(
+    request: ReportGradientSketchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportGradientSketchResponse) => void,
+  ): ClientUnaryCall;
+  reportGradientSketch(
+    request: ReportGradientSketchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportGradientSketchResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -670,7 +670,7 @@ export function busMessageTypeToJSON(object: BusMessageType): string {
 export interface CommandSeedOperation {
   operation: SeedOperation;
   blueprintId: string;
-  parameters: { [key: string]: number };
+  parameters: Map<string, number>;
 }
 
 export interface CommandSeedOperation_ParametersEntry {
@@ -680,7 +680,7 @@ export interface CommandSeedOperation_ParametersEntry {
 
 export interface CommandOptimizerAdjustment {
   optimizerId: string;
-  hyperparameters: { [key: string]: number };
+  hyperparameters: Map<string, number>;
 }
 
 export interface CommandOptimizerAdjustment_HyperparametersEntry {
@@ -707,7 +707,7 @@ export interface AdaptationCommand {
     | { $case: "circuitBreaker"; value: CommandCircuitBreaker }
     | { $case: "rollbackPayload"; value: { [key: string]: any } | undefined }
     | undefined;
-  annotations: { [key: string]: string };
+  annotations: Map<string, string>;
 }
 
 export interface AdaptationCommand_AnnotationsEntry {
@@ -719,7 +719,7 @@ export interface MetricPoint {
   name: string;
   value: number;
   unit: string;
-  attributes: { [key: string]: string };
+  attributes: Map<string, string>;
 }
 
 export interface MetricPoint_AttributesEntry {
@@ -731,7 +731,7 @@ export interface TelemetryEvent {
   eventId: string;
   description: string;
   level: TelemetryLevel;
-  attributes: { [key: string]: string };
+  attributes: Map<string, string>;
 }
 
 export interface TelemetryEvent_AttributesEntry {
@@ -745,7 +745,7 @@ export interface TraceSpan {
   name: string;
   startTime: Timestamp | undefined;
   endTime: Timestamp | undefined;
-  attributes: { [key: string]: string };
+  attributes: Map<string, string>;
 }
 
 export interface TraceSpan_AttributesEntry {
@@ -756,7 +756,7 @@ export interface TraceSpan_AttributesEntry {
 export interface SystemHealth {
   status: HealthStatus;
   summary: string;
-  indicators: { [key: string]: string };
+  indicators: Map<string, string>;
 }
 
 export interface SystemHealth_IndicatorsEntry {
@@ -781,7 +781,7 @@ export interface SeedState {
   gradientNorm: number;
   learningRate: number;
   layerDepth: number;
-  metrics: { [key: string]: number };
+  metrics: Map<string, number>;
   ageEpochs: number;
   riskScore: number;
 }
@@ -794,7 +794,7 @@ export interface SeedState_MetricsEntry {
 export interface BusEnvelope {
   messageType: BusMessageType;
   payload: Buffer;
-  attributes: { [key: string]: string };
+  attributes: Map<string, string>;
 }
 
 export interface BusEnvelope_AttributesEntry {
@@ -835,7 +835,7 @@ export interface KernelCatalogUpdate {
 }
 
 function createBaseCommandSeedOperation(): CommandSeedOperation {
-  return { operation: 0, blueprintId: "", parameters: {} };
+  return { operation: 0, blueprintId: "", parameters: new Map() };
 }
 
 export const CommandSeedOperation: MessageFns<CommandSeedOperation> = {
@@ -846,7 +846,7 @@ export const CommandSeedOperation: MessageFns<CommandSeedOperation> = {
     if (message.blueprintId !== "") {
       writer.uint32(18).string(message.blueprintId);
     }
-    globalThis.Object.entries(message.parameters).forEach(([key, value]: [string, number]) => {
+    message.parameters.forEach((value, key) => {
       CommandSeedOperation_ParametersEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
     });
     return writer;
@@ -888,7 +888,7 @@ export const CommandSeedOperation: MessageFns<CommandSeedOperation> = {
 
             const entry3 = CommandSeedOperation_ParametersEntry.decode(reader, reader.uint32());
             if (entry3.value !== undefined) {
-              message.parameters[entry3.key] = entry3.value;
+              message.parameters.set(entry3.key, entry3.value);
             }
             continue;
           }
@@ -914,18 +914,13 @@ export const CommandSeedOperation: MessageFns<CommandSeedOperation> = {
         : "",
       parameters: isObject(object.parameters)
         ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.Number(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, number>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.Number(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
@@ -937,14 +932,11 @@ export const CommandSeedOperation: MessageFns<CommandSeedOperation> = {
     if (message.blueprintId !== "") {
       obj.blueprintId = message.blueprintId;
     }
-    if (message.parameters) {
-      const entries = globalThis.Object.entries(message.parameters) as [string, number][];
-      if (entries.length > 0) {
-        obj.parameters = {};
-        entries.forEach(([k, v]) => {
-          obj.parameters[k] = floatToJson(v);
-        });
-      }
+    if (message.parameters?.size) {
+      obj.parameters = {};
+      message.parameters.forEach((v, k) => {
+        obj.parameters[k] = floatToJson(v);
+      });
     }
     return obj;
   },
@@ -956,15 +948,15 @@ export const CommandSeedOperation: MessageFns<CommandSeedOperation> = {
     const message = createBaseCommandSeedOperation();
     message.operation = object.operation ?? 0;
     message.blueprintId = object.blueprintId ?? "";
-    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, number][]).reduce(
-      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+    message.parameters = (() => {
+      const m = new Map();
+      (object.parameters as Map<string, number> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.Number(value);
+          m.set(key, globalThis.Number(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 };
@@ -1059,7 +1051,7 @@ export const CommandSeedOperation_ParametersEntry: MessageFns<CommandSeedOperati
 };
 
 function createBaseCommandOptimizerAdjustment(): CommandOptimizerAdjustment {
-  return { optimizerId: "", hyperparameters: {} };
+  return { optimizerId: "", hyperparameters: new Map() };
 }
 
 export const CommandOptimizerAdjustment: MessageFns<CommandOptimizerAdjustment> = {
@@ -1067,7 +1059,7 @@ export const CommandOptimizerAdjustment: MessageFns<CommandOptimizerAdjustment> 
     if (message.optimizerId !== "") {
       writer.uint32(10).string(message.optimizerId);
     }
-    globalThis.Object.entries(message.hyperparameters).forEach(([key, value]: [string, number]) => {
+    message.hyperparameters.forEach((value, key) => {
       CommandOptimizerAdjustment_HyperparametersEntry.encode({ key: key as any, value }, writer.uint32(18).fork())
         .join();
     });
@@ -1102,7 +1094,7 @@ export const CommandOptimizerAdjustment: MessageFns<CommandOptimizerAdjustment> 
 
             const entry2 = CommandOptimizerAdjustment_HyperparametersEntry.decode(reader, reader.uint32());
             if (entry2.value !== undefined) {
-              message.hyperparameters[entry2.key] = entry2.value;
+              message.hyperparameters.set(entry2.key, entry2.value);
             }
             continue;
           }
@@ -1127,18 +1119,13 @@ export const CommandOptimizerAdjustment: MessageFns<CommandOptimizerAdjustment> 
         : "",
       hyperparameters: isObject(object.hyperparameters)
         ? (globalThis.Object.entries(object.hyperparameters) as [string, any][]).reduce(
-          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.Number(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, number>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.Number(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
@@ -1147,14 +1134,11 @@ export const CommandOptimizerAdjustment: MessageFns<CommandOptimizerAdjustment> 
     if (message.optimizerId !== "") {
       obj.optimizerId = message.optimizerId;
     }
-    if (message.hyperparameters) {
-      const entries = globalThis.Object.entries(message.hyperparameters) as [string, number][];
-      if (entries.length > 0) {
-        obj.hyperparameters = {};
-        entries.forEach(([k, v]) => {
-          obj.hyperparameters[k] = floatToJson(v);
-        });
-      }
+    if (message.hyperparameters?.size) {
+      obj.hyperparameters = {};
+      message.hyperparameters.forEach((v, k) => {
+        obj.hyperparameters[k] = floatToJson(v);
+      });
     }
     return obj;
   },
@@ -1165,15 +1149,15 @@ export const CommandOptimizerAdjustment: MessageFns<CommandOptimizerAdjustment> 
   fromPartial<I extends Exact<DeepPartial<CommandOptimizerAdjustment>, I>>(object: I): CommandOptimizerAdjustment {
     const message = createBaseCommandOptimizerAdjustment();
     message.optimizerId = object.optimizerId ?? "";
-    message.hyperparameters = (globalThis.Object.entries(object.hyperparameters ?? {}) as [string, number][]).reduce(
-      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+    message.hyperparameters = (() => {
+      const m = new Map();
+      (object.hyperparameters as Map<string, number> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.Number(value);
+          m.set(key, globalThis.Number(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 };
@@ -1371,7 +1355,7 @@ function createBaseAdaptationCommand(): AdaptationCommand {
     issuedAt: undefined,
     issuedBy: "",
     payload: undefined,
-    annotations: {},
+    annotations: new Map(),
   };
 }
 
@@ -1412,7 +1396,7 @@ export const AdaptationCommand: MessageFns<AdaptationCommand> = {
         Struct.encode(Struct.wrap(message.payload.value), writer.uint32(106).fork()).join();
         break;
     }
-    globalThis.Object.entries(message.annotations).forEach(([key, value]: [string, string]) => {
+    message.annotations.forEach((value, key) => {
       AdaptationCommand_AnnotationsEntry.encode({ key: key as any, value }, writer.uint32(162).fork()).join();
     });
     return writer;
@@ -1532,7 +1516,7 @@ export const AdaptationCommand: MessageFns<AdaptationCommand> = {
 
             const entry20 = AdaptationCommand_AnnotationsEntry.decode(reader, reader.uint32());
             if (entry20.value !== undefined) {
-              message.annotations[entry20.key] = entry20.value;
+              message.annotations.set(entry20.key, entry20.value);
             }
             continue;
           }
@@ -1600,18 +1584,13 @@ export const AdaptationCommand: MessageFns<AdaptationCommand> = {
         : undefined,
       annotations: isObject(object.annotations)
         ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, string>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.String(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
@@ -1647,14 +1626,11 @@ export const AdaptationCommand: MessageFns<AdaptationCommand> = {
     } else if (message.payload?.$case === "rollbackPayload") {
       obj.rollbackPayload = message.payload.value;
     }
-    if (message.annotations) {
-      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
-      if (entries.length > 0) {
-        obj.annotations = {};
-        entries.forEach(([k, v]) => {
-          obj.annotations[k] = v;
-        });
-      }
+    if (message.annotations?.size) {
+      obj.annotations = {};
+      message.annotations.forEach((v, k) => {
+        obj.annotations[k] = v;
+      });
     }
     return obj;
   },
@@ -1702,15 +1678,15 @@ export const AdaptationCommand: MessageFns<AdaptationCommand> = {
         break;
       }
     }
-    message.annotations = (globalThis.Object.entries(object.annotations ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+    message.annotations = (() => {
+      const m = new Map();
+      (object.annotations as Map<string, string> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.String(value);
+          m.set(key, globalThis.String(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 };
@@ -1805,7 +1781,7 @@ export const AdaptationCommand_AnnotationsEntry: MessageFns<AdaptationCommand_An
 };
 
 function createBaseMetricPoint(): MetricPoint {
-  return { name: "", value: 0, unit: "", attributes: {} };
+  return { name: "", value: 0, unit: "", attributes: new Map() };
 }
 
 export const MetricPoint: MessageFns<MetricPoint> = {
@@ -1819,7 +1795,7 @@ export const MetricPoint: MessageFns<MetricPoint> = {
     if (message.unit !== "") {
       writer.uint32(26).string(message.unit);
     }
-    globalThis.Object.entries(message.attributes).forEach(([key, value]: [string, string]) => {
+    message.attributes.forEach((value, key) => {
       MetricPoint_AttributesEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
     return writer;
@@ -1869,7 +1845,7 @@ export const MetricPoint: MessageFns<MetricPoint> = {
 
             const entry4 = MetricPoint_AttributesEntry.decode(reader, reader.uint32());
             if (entry4.value !== undefined) {
-              message.attributes[entry4.key] = entry4.value;
+              message.attributes.set(entry4.key, entry4.value);
             }
             continue;
           }
@@ -1892,18 +1868,13 @@ export const MetricPoint: MessageFns<MetricPoint> = {
       unit: isSet(object.unit) ? globalThis.String(object.unit) : "",
       attributes: isObject(object.attributes)
         ? (globalThis.Object.entries(object.attributes) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, string>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.String(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
@@ -1918,14 +1889,11 @@ export const MetricPoint: MessageFns<MetricPoint> = {
     if (message.unit !== "") {
       obj.unit = message.unit;
     }
-    if (message.attributes) {
-      const entries = globalThis.Object.entries(message.attributes) as [string, string][];
-      if (entries.length > 0) {
-        obj.attributes = {};
-        entries.forEach(([k, v]) => {
-          obj.attributes[k] = v;
-        });
-      }
+    if (message.attributes?.size) {
+      obj.attributes = {};
+      message.attributes.forEach((v, k) => {
+        obj.attributes[k] = v;
+      });
     }
     return obj;
   },
@@ -1938,15 +1906,15 @@ export const MetricPoint: MessageFns<MetricPoint> = {
     message.name = object.name ?? "";
     message.value = object.value ?? 0;
     message.unit = object.unit ?? "";
-    message.attributes = (globalThis.Object.entries(object.attributes ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+    message.attributes = (() => {
+      const m = new Map();
+      (object.attributes as Map<string, string> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.String(value);
+          m.set(key, globalThis.String(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 };
@@ -2037,7 +2005,7 @@ export const MetricPoint_AttributesEntry: MessageFns<MetricPoint_AttributesEntry
 };
 
 function createBaseTelemetryEvent(): TelemetryEvent {
-  return { eventId: "", description: "", level: 0, attributes: {} };
+  return { eventId: "", description: "", level: 0, attributes: new Map() };
 }
 
 export const TelemetryEvent: MessageFns<TelemetryEvent> = {
@@ -2051,7 +2019,7 @@ export const TelemetryEvent: MessageFns<TelemetryEvent> = {
     if (message.level !== 0) {
       writer.uint32(24).int32(message.level);
     }
-    globalThis.Object.entries(message.attributes).forEach(([key, value]: [string, string]) => {
+    message.attributes.forEach((value, key) => {
       TelemetryEvent_AttributesEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
     return writer;
@@ -2101,7 +2069,7 @@ export const TelemetryEvent: MessageFns<TelemetryEvent> = {
 
             const entry4 = TelemetryEvent_AttributesEntry.decode(reader, reader.uint32());
             if (entry4.value !== undefined) {
-              message.attributes[entry4.key] = entry4.value;
+              message.attributes.set(entry4.key, entry4.value);
             }
             continue;
           }
@@ -2128,18 +2096,13 @@ export const TelemetryEvent: MessageFns<TelemetryEvent> = {
       level: isSet(object.level) ? telemetryLevelFromJSON(object.level) : 0,
       attributes: isObject(object.attributes)
         ? (globalThis.Object.entries(object.attributes) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, string>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.String(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
@@ -2154,14 +2117,11 @@ export const TelemetryEvent: MessageFns<TelemetryEvent> = {
     if (message.level !== 0) {
       obj.level = telemetryLevelToJSON(message.level);
     }
-    if (message.attributes) {
-      const entries = globalThis.Object.entries(message.attributes) as [string, string][];
-      if (entries.length > 0) {
-        obj.attributes = {};
-        entries.forEach(([k, v]) => {
-          obj.attributes[k] = v;
-        });
-      }
+    if (message.attributes?.size) {
+      obj.attributes = {};
+      message.attributes.forEach((v, k) => {
+        obj.attributes[k] = v;
+      });
     }
     return obj;
   },
@@ -2174,15 +2134,15 @@ export const TelemetryEvent: MessageFns<TelemetryEvent> = {
     message.eventId = object.eventId ?? "";
     message.description = object.description ?? "";
     message.level = object.level ?? 0;
-    message.attributes = (globalThis.Object.entries(object.attributes ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+    message.attributes = (() => {
+      const m = new Map();
+      (object.attributes as Map<string, string> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.String(value);
+          m.set(key, globalThis.String(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 };
@@ -2275,7 +2235,7 @@ export const TelemetryEvent_AttributesEntry: MessageFns<TelemetryEvent_Attribute
 };
 
 function createBaseTraceSpan(): TraceSpan {
-  return { spanId: "", parentSpanId: "", name: "", startTime: undefined, endTime: undefined, attributes: {} };
+  return { spanId: "", parentSpanId: "", name: "", startTime: undefined, endTime: undefined, attributes: new Map() };
 }
 
 export const TraceSpan: MessageFns<TraceSpan> = {
@@ -2295,7 +2255,7 @@ export const TraceSpan: MessageFns<TraceSpan> = {
     if (message.endTime !== undefined) {
       Timestamp.encode(message.endTime, writer.uint32(42).fork()).join();
     }
-    globalThis.Object.entries(message.attributes).forEach(([key, value]: [string, string]) => {
+    message.attributes.forEach((value, key) => {
       TraceSpan_AttributesEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
     });
     return writer;
@@ -2361,7 +2321,7 @@ export const TraceSpan: MessageFns<TraceSpan> = {
 
             const entry6 = TraceSpan_AttributesEntry.decode(reader, reader.uint32());
             if (entry6.value !== undefined) {
-              message.attributes[entry6.key] = entry6.value;
+              message.attributes.set(entry6.key, entry6.value);
             }
             continue;
           }
@@ -2402,18 +2362,13 @@ export const TraceSpan: MessageFns<TraceSpan> = {
         : undefined,
       attributes: isObject(object.attributes)
         ? (globalThis.Object.entries(object.attributes) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, string>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.String(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
@@ -2434,14 +2389,11 @@ export const TraceSpan: MessageFns<TraceSpan> = {
     if (message.endTime !== undefined) {
       obj.endTime = fromTimestamp(message.endTime).toISOString();
     }
-    if (message.attributes) {
-      const entries = globalThis.Object.entries(message.attributes) as [string, string][];
-      if (entries.length > 0) {
-        obj.attributes = {};
-        entries.forEach(([k, v]) => {
-          obj.attributes[k] = v;
-        });
-      }
+    if (message.attributes?.size) {
+      obj.attributes = {};
+      message.attributes.forEach((v, k) => {
+        obj.attributes[k] = v;
+      });
     }
     return obj;
   },
@@ -2460,15 +2412,15 @@ export const TraceSpan: MessageFns<TraceSpan> = {
     message.endTime = (object.endTime !== undefined && object.endTime !== null)
       ? Timestamp.fromPartial(object.endTime)
       : undefined;
-    message.attributes = (globalThis.Object.entries(object.attributes ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+    message.attributes = (() => {
+      const m = new Map();
+      (object.attributes as Map<string, string> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.String(value);
+          m.set(key, globalThis.String(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 };
@@ -2559,7 +2511,7 @@ export const TraceSpan_AttributesEntry: MessageFns<TraceSpan_AttributesEntry> = 
 };
 
 function createBaseSystemHealth(): SystemHealth {
-  return { status: 0, summary: "", indicators: {} };
+  return { status: 0, summary: "", indicators: new Map() };
 }
 
 export const SystemHealth: MessageFns<SystemHealth> = {
@@ -2570,7 +2522,7 @@ export const SystemHealth: MessageFns<SystemHealth> = {
     if (message.summary !== "") {
       writer.uint32(18).string(message.summary);
     }
-    globalThis.Object.entries(message.indicators).forEach(([key, value]: [string, string]) => {
+    message.indicators.forEach((value, key) => {
       SystemHealth_IndicatorsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
     });
     return writer;
@@ -2612,7 +2564,7 @@ export const SystemHealth: MessageFns<SystemHealth> = {
 
             const entry3 = SystemHealth_IndicatorsEntry.decode(reader, reader.uint32());
             if (entry3.value !== undefined) {
-              message.indicators[entry3.key] = entry3.value;
+              message.indicators.set(entry3.key, entry3.value);
             }
             continue;
           }
@@ -2634,18 +2586,13 @@ export const SystemHealth: MessageFns<SystemHealth> = {
       summary: isSet(object.summary) ? globalThis.String(object.summary) : "",
       indicators: isObject(object.indicators)
         ? (globalThis.Object.entries(object.indicators) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, string>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.String(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
@@ -2657,14 +2604,11 @@ export const SystemHealth: MessageFns<SystemHealth> = {
     if (message.summary !== "") {
       obj.summary = message.summary;
     }
-    if (message.indicators) {
-      const entries = globalThis.Object.entries(message.indicators) as [string, string][];
-      if (entries.length > 0) {
-        obj.indicators = {};
-        entries.forEach(([k, v]) => {
-          obj.indicators[k] = v;
-        });
-      }
+    if (message.indicators?.size) {
+      obj.indicators = {};
+      message.indicators.forEach((v, k) => {
+        obj.indicators[k] = v;
+      });
     }
     return obj;
   },
@@ -2676,15 +2620,15 @@ export const SystemHealth: MessageFns<SystemHealth> = {
     const message = createBaseSystemHealth();
     message.status = object.status ?? 0;
     message.summary = object.summary ?? "";
-    message.indicators = (globalThis.Object.entries(object.indicators ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+    message.indicators = (() => {
+      const m = new Map();
+      (object.indicators as Map<string, string> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.String(value);
+          m.set(key, globalThis.String(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 };
@@ -2987,7 +2931,7 @@ function createBaseSeedState(): SeedState {
     gradientNorm: 0,
     learningRate: 0,
     layerDepth: 0,
-    metrics: {},
+    metrics: new Map(),
     ageEpochs: 0,
     riskScore: 0,
   };
@@ -3010,7 +2954,7 @@ export const SeedState: MessageFns<SeedState> = {
     if (message.layerDepth !== 0) {
       writer.uint32(40).uint32(message.layerDepth);
     }
-    globalThis.Object.entries(message.metrics).forEach(([key, value]: [string, number]) => {
+    message.metrics.forEach((value, key) => {
       SeedState_MetricsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
     });
     if (message.ageEpochs !== 0) {
@@ -3082,7 +3026,7 @@ export const SeedState: MessageFns<SeedState> = {
 
             const entry6 = SeedState_MetricsEntry.decode(reader, reader.uint32());
             if (entry6.value !== undefined) {
-              message.metrics[entry6.key] = entry6.value;
+              message.metrics.set(entry6.key, entry6.value);
             }
             continue;
           }
@@ -3139,18 +3083,13 @@ export const SeedState: MessageFns<SeedState> = {
         : 0,
       metrics: isObject(object.metrics)
         ? (globalThis.Object.entries(object.metrics) as [string, any][]).reduce(
-          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.Number(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, number>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.Number(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
       ageEpochs: isSet(object.ageEpochs)
         ? globalThis.Number(object.ageEpochs)
         : isSet(object.age_epochs)
@@ -3181,14 +3120,11 @@ export const SeedState: MessageFns<SeedState> = {
     if (message.layerDepth !== 0) {
       obj.layerDepth = Math.round(message.layerDepth);
     }
-    if (message.metrics) {
-      const entries = globalThis.Object.entries(message.metrics) as [string, number][];
-      if (entries.length > 0) {
-        obj.metrics = {};
-        entries.forEach(([k, v]) => {
-          obj.metrics[k] = floatToJson(v);
-        });
-      }
+    if (message.metrics?.size) {
+      obj.metrics = {};
+      message.metrics.forEach((v, k) => {
+        obj.metrics[k] = floatToJson(v);
+      });
     }
     if (message.ageEpochs !== 0) {
       obj.ageEpochs = Math.round(message.ageEpochs);
@@ -3209,15 +3145,15 @@ export const SeedState: MessageFns<SeedState> = {
     message.gradientNorm = object.gradientNorm ?? 0;
     message.learningRate = object.learningRate ?? 0;
     message.layerDepth = object.layerDepth ?? 0;
-    message.metrics = (globalThis.Object.entries(object.metrics ?? {}) as [string, number][]).reduce(
-      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+    message.metrics = (() => {
+      const m = new Map();
+      (object.metrics as Map<string, number> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.Number(value);
+          m.set(key, globalThis.Number(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     message.ageEpochs = object.ageEpochs ?? 0;
     message.riskScore = object.riskScore ?? 0;
     return message;
@@ -3310,7 +3246,7 @@ export const SeedState_MetricsEntry: MessageFns<SeedState_MetricsEntry> = {
 };
 
 function createBaseBusEnvelope(): BusEnvelope {
-  return { messageType: 0, payload: Buffer.alloc(0), attributes: {} };
+  return { messageType: 0, payload: Buffer.alloc(0), attributes: new Map() };
 }
 
 export const BusEnvelope: MessageFns<BusEnvelope> = {
@@ -3321,7 +3257,7 @@ export const BusEnvelope: MessageFns<BusEnvelope> = {
     if (message.payload.length !== 0) {
       writer.uint32(18).bytes(message.payload);
     }
-    globalThis.Object.entries(message.attributes).forEach(([key, value]: [string, string]) => {
+    message.attributes.forEach((value, key) => {
       BusEnvelope_AttributesEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
     });
     return writer;
@@ -3363,7 +3299,7 @@ export const BusEnvelope: MessageFns<BusEnvelope> = {
 
             const entry3 = BusEnvelope_AttributesEntry.decode(reader, reader.uint32());
             if (entry3.value !== undefined) {
-              message.attributes[entry3.key] = entry3.value;
+              message.attributes.set(entry3.key, entry3.value);
             }
             continue;
           }
@@ -3389,18 +3325,13 @@ export const BusEnvelope: MessageFns<BusEnvelope> = {
       payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : Buffer.alloc(0),
       attributes: isObject(object.attributes)
         ? (globalThis.Object.entries(object.attributes) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
+          (acc: Map<string, string>, [key, value]: [string, any]) => {
+            acc.set(key, globalThis.String(value));
             return acc;
           },
-          {},
+          new Map(),
         )
-        : {},
+        : new Map(),
     };
   },
 
@@ -3412,14 +3343,11 @@ export const BusEnvelope: MessageFns<BusEnvelope> = {
     if (message.payload.length !== 0) {
       obj.payload = base64FromBytes(message.payload);
     }
-    if (message.attributes) {
-      const entries = globalThis.Object.entries(message.attributes) as [string, string][];
-      if (entries.length > 0) {
-        obj.attributes = {};
-        entries.forEach(([k, v]) => {
-          obj.attributes[k] = v;
-        });
-      }
+    if (message.attributes?.size) {
+      obj.attributes = {};
+      message.attributes.forEach((v, k) => {
+        obj.attributes[k] = v;
+      });
     }
     return obj;
   },
@@ -3431,15 +3359,15 @@ export const BusEnvelope: MessageFns<BusEnvelope> = {
     const message = createBaseBusEnvelope();
     message.messageType = object.messageType ?? 0;
     message.payload = object.payload ?? Buffer.alloc(0);
-    message.attributes = (globalThis.Object.entries(object.attributes ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+    message.attributes = (() => {
+      const m = new Map();
+      (object.attributes as Map<string, string> ?? new Map()).forEach((value, key) => {
         if (value !== undefined) {
-          acc[key] = globalThis.String(value);
+          m.set(key, globalThis.String(value));
         }
-        return acc;
-      },
-      {},
-    );
+      });
+      return m;
+    })();
     return message;
   },
 };
