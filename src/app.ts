@@ -138,7 +138,7 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
       metrics: deps.metrics,
     }),
     ...createGradientApi({ manager, sessionConfig, backendName: isolationBackend }),
-    ...createSketchApi({ manager, backendName: isolationBackend, maxMessageBytes: config.maxMessageBytes }),
+    ...createSketchApi({ manager, sessionConfig, backendName: isolationBackend, maxMessageBytes: config.maxMessageBytes }),
   };
   return {
     api,

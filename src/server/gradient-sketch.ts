@@ -9,13 +9,15 @@ import type {
   ReportGradientSketchRequest,
   ReportGradientSketchResponse,
 } from "../../generated/esper/kasmina/v1/kasmina.js";
-import { IsolationSession, MAX_PARAM_KEY_LENGTH, SketchError } from "../isolation/index.js";
+import { GradientSide, IsolationSession, MAX_PARAM_KEY_LENGTH, SketchError, type IsolationSessionConfig } from "../isolation/index.js";
 import { KasminaError, failedPrecondition, invalidArgument, notFound } from "../kasmina/errors.js";
 import type { SeedManager } from "../kasmina/seed-manager.js";
 import { report } from "./report-gradients.js";
 
 export interface SketchApiOptions {
   manager: SeedManager;
+  /** Configuration of the sessions the manager opens; used for a scratch session that only validates. */
+  sessionConfig: IsolationSessionConfig;
   backendName: string;
   /** KASMINA_MAX_MESSAGE_BYTES: a GetProjection reply must fit in one message. */
   maxMessageBytes: number;
@@ -36,11 +38,17 @@ function requireSeedId(seedId: string): string {
   return seedId;
 }
 
-/** The seed's session; NOT_FOUND for an unknown seed, FAILED_PRECONDITION when none is open. */
-function sessionFor(manager: SeedManager, seedId: string): IsolationSession {
+/** The seed's open session, if any; NOT_FOUND for an unknown seed. */
+function openSession(manager: SeedManager, seedId: string): IsolationSession | undefined {
   if (!manager.hasSeed(seedId) || manager.isEphemeral(seedId)) throw notFound(`seed ${quote(seedId)} is not managed`);
   const session = manager.isolationSession(seedId);
-  if (!(session instanceof IsolationSession)) {
+  return session instanceof IsolationSession ? session : undefined;
+}
+
+/** The seed's session; FAILED_PRECONDITION when none is open (there is no projection to give). */
+function sessionFor(manager: SeedManager, seedId: string): IsolationSession {
+  const session = openSession(manager, seedId);
+  if (session === undefined) {
     throw failedPrecondition(
       `seed ${quote(seedId)} has no isolation session (one opens when its kernel attaches with a host registered: RegisterHost, then germinate)`,
     );
@@ -51,6 +59,18 @@ function sessionFor(manager: SeedManager, seedId: string): IsolationSession {
 function toNumel(value: bigint, where: string): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`${where}: numel ${value} is not a safe integer`);
   return Number(value);
+}
+
+function scratchSession(config: IsolationSessionConfig, sketches: ReportGradientSketchRequest["sketches"]): IsolationSession {
+  const scratch = new IsolationSession({ ...config });
+  scratch.disableCollection();
+  if (scratch.projectionSamples <= 0) return scratch;
+  for (const sketch of sketches) {
+    const side = sketch.side === GradientSide.HOST || sketch.side === GradientSide.SEED;
+    if (!side || sketch.paramKey === "" || sketch.paramKey.length > MAX_PARAM_KEY_LENGTH || sketch.numel > BigInt(Number.MAX_SAFE_INTEGER)) continue;
+    if (scratch.preparedPlan(sketch.paramKey) === undefined) scratch.prepareProjection(sketch.paramKey, Number(sketch.numel));
+  }
+  return scratch;
 }
 
 export function createSketchApi(options: SketchApiOptions): {
@@ -107,10 +127,14 @@ export function createSketchApi(options: SketchApiOptions): {
 
     reportGradientSketch(request) {
       const seedId = requireSeedId(request.seedId);
-      const session = sessionFor(manager, seedId);
+      const session = openSession(manager, seedId);
+      // As ReportGradients does, a seed without a session (culled to embargo, no host) still has
+      // its pass validated, by a scratch session that records nothing; its projections are the
+      // sketches' own numels, so only the shape of each sketch is checked.
+      const target = session ?? scratchSession(options.sessionConfig, request.sketches);
       let result;
       try {
-        result = session.applySketch(request.sketches);
+        result = target.applySketch(request.sketches);
       } catch (error) {
         if (error instanceof SketchError) {
           throw error.kind === "invalid" ? invalidArgument(error.message) : failedPrecondition(error.message);
@@ -120,7 +144,7 @@ export function createSketchApi(options: SketchApiOptions): {
       // DESIGN decision 12, as for a streamed pass: every applied pass is verified.
       if (result.applied && !result.snapshot.isolated) manager.recordIsolationViolation(seedId);
       const violations = manager.seedView(seedId)?.isolationViolations ?? 0;
-      return { report: report(seedId, result.snapshot, violations, backendName) };
+      return { report: report(seedId, session === undefined ? undefined : result.snapshot, violations, backendName) };
     },
   };
 }

@@ -193,6 +193,21 @@ describe("ReportGradientSketch", () => {
     expect(report?.hostNorm).toBeGreaterThan(0);
   });
 
+  it("validates but records nothing for a seed without a session, as ReportGradients does", async () => {
+    harness = await startHarness();
+    await call(harness.client, harness.client.applyCommand, { command: germinate(harness.clock, "lonely") });
+    const stand: ParameterProjection = { paramKey: "w", numel: 100n, indices: Array.from({ length: 100 }, (_, i) => BigInt(i)), scale: 1 };
+    const accepted = (await sketch(harness, [sketchOf(stand, HOST, gradient(100, 1)), sketchOf(stand, SEED, gradient(100, 1))], "lonely")).report;
+    expect(accepted).toMatchObject({ seedId: "lonely", collecting: false, hostNorm: 0, dotProduct: 0, isolated: true, seedViolations: 0 });
+    await expect(sketch(harness, [{ ...sketchOf(stand, HOST, gradient(100, 1)), sumSquares: -2 }], "lonely")).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+    });
+    await expect(sketch(harness, [{ ...sketchOf(stand, HOST, gradient(100, 1)), sampledValues: Buffer.alloc(8) }], "lonely")).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: expect.stringContaining("2 sampled values, but the projection has 100"),
+    });
+  });
+
   const good = (p: ParameterProjection, side: GradientSide = HOST): GradientSketch => sketchOf(p, side, gradient(Number(p.numel), 7));
   type Case = [string, (p: ParameterProjection) => GradientSketch[], number, string, Record<string, string>?, string?];
   const cases: Case[] = [
