@@ -142,10 +142,11 @@ def test_two_backward_passes_without_a_report_are_refused(client: KasminaClient)
 
 def test_sum_squares_is_exact_in_float64() -> None:
     torch.manual_seed(3)
-    for n in (1, 1000, (1 << 16) + 5, 300_000):
+    for n in (1, 1000, (1 << 18) + 5, 600_000):
         g = torch.randn(n) * torch.rand(n) * 10
         exact = math.fsum(float(v) * float(v) for v in g.double().tolist())
-        assert rel(float(sum_squares(g)), exact) < 1e-13
+        # Exact float64 squares; only the float64 additions round (n·ε bounds them).
+        assert rel(float(sum_squares(g)), exact) < 1e-11
 
 
 def test_sketch_mode_in_exact_mode_fails_with_the_reason(start_server) -> None:  # type: ignore[no-untyped-def]

@@ -23,8 +23,9 @@ HOST_PREFIX = "host."
 SEED_PREFIX = "seed."
 # GetProjection requests are sent in batches that keep each reply far below the message limit.
 _PROJECTION_BATCH = 512
-# Float64 blocks small enough to stay in cache while they are converted and reduced.
-_BLOCK = 1 << 16
+# Float64 blocks (2 MiB) small enough to stay in cache while they are converted and reduced, large
+# enough that the Python loop over them costs little.
+_BLOCK = 1 << 18
 _SIDES = {"host": kasmina.GRADIENT_SIDE_HOST, "seed": kasmina.GRADIENT_SIDE_SEED}
 
 
