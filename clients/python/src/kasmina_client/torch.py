@@ -44,15 +44,16 @@ def sum_squares(gradient: torch.Tensor) -> torch.Tensor:
     values in float64, and a sketch must give the same norms as a full pass, so it does too.
     """
     flat = gradient.detach().reshape(-1)
+    # Square in place and sum: torch's own reduction, faster on CPU than BLAS ddot.
     if flat.is_cuda or flat.numel() <= _BLOCK:
-        wide = flat.to(torch.float64)
-        return torch.dot(wide, wide)
+        wide = flat.to(torch.float64, copy=True)
+        return wide.mul_(wide).sum()
     total = torch.zeros((), dtype=torch.float64)
     buffer = torch.empty(_BLOCK, dtype=torch.float64)
     for block in flat.split(_BLOCK):
         wide = buffer[: block.numel()]
         wide.copy_(block)
-        total += torch.dot(wide, wide)
+        total += wide.mul_(wide).sum()
     return total
 
 
