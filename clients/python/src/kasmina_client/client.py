@@ -192,7 +192,7 @@ class KasminaClient:
 def gradient_chunks(
     seed_id: str,
     param_key: str,
-    side: int,
+    side: "kasmina.GradientSide",
     values: Union[bytes, bytearray, memoryview],
     *,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
@@ -205,10 +205,10 @@ def gradient_chunks(
         raise ValueError("values must already be little-endian float32")
     numel = data.nbytes // 4
     if numel == 0:
-        yield kasmina.ReportGradientsRequest(seed_id=seed_id, param_key=param_key, side=side, numel=0, offset=0, values=b"")  # type: ignore[arg-type]
+        yield kasmina.ReportGradientsRequest(seed_id=seed_id, param_key=param_key, side=side, numel=0, offset=0, values=b"")
         return
     for start in range(0, numel, chunk_elements):
         end = min(numel, start + chunk_elements)
         yield kasmina.ReportGradientsRequest(
-            seed_id=seed_id, param_key=param_key, side=side, numel=numel, offset=start, values=data[start * 4 : end * 4].tobytes()  # type: ignore[arg-type]
+            seed_id=seed_id, param_key=param_key, side=side, numel=numel, offset=start, values=data[start * 4 : end * 4].tobytes()
         )

@@ -14,7 +14,7 @@ ISSUED_BY = "kasmina-client"
 
 
 def _command(
-    command_type: int,
+    command_type: "leyline.CommandType",
     *,
     target_seed_id: str = "",
     annotations: Optional[Mapping[str, str]] = None,
@@ -31,7 +31,7 @@ def _command(
 
 def seed_operation(
     seed_id: str,
-    operation: int,
+    operation: "leyline.SeedOperation",
     *,
     blueprint_id: str = "",
     parameters: Optional[Mapping[str, float]] = None,
@@ -43,7 +43,7 @@ def seed_operation(
     command = _command(
         leyline.COMMAND_SEED, target_seed_id=seed_id, annotations=annotations, command_id=command_id, issued_by=issued_by
     )
-    command.seed_operation.operation = operation  # type: ignore[assignment]
+    command.seed_operation.operation = operation
     command.seed_operation.blueprint_id = blueprint_id
     for key, value in (parameters or {}).items():
         command.seed_operation.parameters[key] = value
@@ -104,10 +104,10 @@ def resume(seed_id: str, *, annotations: Optional[Mapping[str, str]] = None, **o
     return _command(leyline.COMMAND_PAUSE, target_seed_id=seed_id, annotations=merged, **options)
 
 
-def circuit_breaker(desired_state: int, rationale: str = "", **options: Any) -> leyline.AdaptationCommand:
+def circuit_breaker(desired_state: "leyline.CircuitBreakerState", rationale: str = "", **options: Any) -> leyline.AdaptationCommand:
     """Force the kernel breaker (``desired_state`` is a ``leyline.CircuitBreakerState``)."""
     command = _command(leyline.COMMAND_CIRCUIT_BREAKER, **options)
-    command.circuit_breaker.desired_state = desired_state  # type: ignore[assignment]
+    command.circuit_breaker.desired_state = desired_state
     command.circuit_breaker.rationale = rationale
     return command
 

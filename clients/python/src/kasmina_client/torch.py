@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
@@ -26,7 +26,7 @@ _PROJECTION_BATCH = 512
 # Float64 blocks (2 MiB) small enough to stay in cache while they are converted and reduced, large
 # enough that the Python loop over them costs little.
 _BLOCK = 1 << 18
-_SIDES = {"host": kasmina.GRADIENT_SIDE_HOST, "seed": kasmina.GRADIENT_SIDE_SEED}
+_SIDES: Dict[str, "kasmina.GradientSide"] = {"host": kasmina.GRADIENT_SIDE_HOST, "seed": kasmina.GRADIENT_SIDE_SEED}
 
 
 def parameter_specs(module: torch.nn.Module, prefix: str = HOST_PREFIX) -> List[kasmina.ParameterSpec]:
@@ -124,7 +124,9 @@ class WatchHandle:
         self._projections: Dict[str, _Projection] = {}
         if mode == "sketch":
             self.refresh_projections()
-        self._pending: Dict[Tuple[str, str], object] = {}
+        # Per (key, side) since the last report: (Σg², samples) in sketch mode, the gradient in full mode.
+        self._sketches: Dict[Tuple[str, str], Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._gradients: Dict[Tuple[str, str], torch.Tensor] = {}
         self._repeated: List[Tuple[str, str]] = []
         self._hook_seconds = 0.0
         self._hooks = [p.register_hook(self._hook(key, side)) for key, side, p in watched]
@@ -145,19 +147,19 @@ class WatchHandle:
 
     # -------------------------------------------------------------- hooks
 
-    def _hook(self, key: str, side: str):  # type: ignore[no-untyped-def]
+    def _hook(self, key: str, side: str) -> Callable[[torch.Tensor], None]:
         def observe(gradient: torch.Tensor) -> None:
             started = time.perf_counter()
-            if (key, side) in self._pending:
+            if (key, side) in self._sketches or (key, side) in self._gradients:
                 self._repeated.append((key, side))
             elif self.mode == "sketch":
                 flat = gradient.detach().reshape(-1)
                 samples = flat.index_select(0, self._projections[key].on(flat.device)).to(torch.float32)
-                self._pending[(key, side)] = (sum_squares(flat), samples)
+                self._sketches[(key, side)] = (sum_squares(flat), samples)
             else:
                 # Autograd does not modify a gradient after handing it to a hook (accumulation goes
                 # into .grad), so keeping the reference until report() needs no copy.
-                self._pending[(key, side)] = gradient.detach()
+                self._gradients[(key, side)] = gradient.detach()
             self._hook_seconds += time.perf_counter() - started
             return None  # the gradient is passed on unchanged
 
@@ -168,7 +170,8 @@ class WatchHandle:
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
-        self._pending.clear()
+        self._sketches.clear()
+        self._gradients.clear()
 
     @property
     def active(self) -> bool:
@@ -181,35 +184,35 @@ class WatchHandle:
 
         Call it after ``backward()`` and before ``optimizer.zero_grad()``.
         """
-        pending, repeated, hook_seconds = self._pending, self._repeated, self._hook_seconds
-        self._pending, self._repeated, self._hook_seconds = {}, [], 0.0
+        sketches, gradients, repeated, hook_seconds = self._sketches, self._gradients, self._repeated, self._hook_seconds
+        self._sketches, self._gradients, self._repeated, self._hook_seconds = {}, {}, [], 0.0
         if repeated:
             names = ", ".join(f"{key} ({side})" for key, side in repeated[:5])
             raise RuntimeError(f"gradients arrived twice before report() for {names}: report after every backward pass")
-        if not pending:
+        if not sketches and not gradients:
             raise RuntimeError("no gradients since the last report(): run backward() first")
         started = time.perf_counter()
         if self.mode == "sketch":
-            result, sent, messages = self._send_sketch(pending)
+            result, sent, messages = self._send_sketch(sketches)
         else:
-            result, sent, messages = self._send_full(pending)
+            result, sent, messages = self._send_full(gradients)
         self.last_pass = PassStats(self.mode, sent, messages, hook_seconds, time.perf_counter() - started)
         return result
 
-    def _send_sketch(self, pending: Dict[Tuple[str, str], object]) -> Tuple[kasmina.IsolationReport, int, int]:
-        entries = [(key, side, value) for (key, side), value in pending.items()]
+    def _send_sketch(self, pending: Dict[Tuple[str, str], Tuple[torch.Tensor, torch.Tensor]]) -> Tuple[kasmina.IsolationReport, int, int]:
+        entries = list(pending.items())
         # One transfer per device for all scalars and all samples (a GPU syncs once, not per parameter).
-        norms = _to_cpu([value[0] for _, _, value in entries]).tolist()  # type: ignore[index]
-        samples = _to_cpu([value[1] for _, _, value in entries])  # type: ignore[index]
+        norms = _to_cpu([norm for _, (norm, _) in entries]).tolist()
+        samples = _to_cpu([sample for _, (_, sample) in entries])
         raw = samples.numpy().astype("<f4", copy=False).tobytes()
         sketches = []
         offset = 0
-        for (key, side, value), norm in zip(entries, norms):
-            count = value[1].numel()  # type: ignore[index]
+        for ((key, side), (_, sample)), norm in zip(entries, norms):
+            count = sample.numel()
             sketches.append(
                 kasmina.GradientSketch(
                     param_key=key,
-                    side=_SIDES[side],  # type: ignore[arg-type]
+                    side=_SIDES[side],
                     numel=self.keys[key],
                     sum_squares=norm,
                     sampled_values=raw[offset * 4 : (offset + count) * 4],
@@ -226,18 +229,18 @@ class WatchHandle:
             raise
         return report, request.ByteSize(), 1
 
-    def _send_full(self, pending: Dict[Tuple[str, str], object]) -> Tuple[kasmina.IsolationReport, int, int]:
+    def _send_full(self, pending: Dict[Tuple[str, str], torch.Tensor]) -> Tuple[kasmina.IsolationReport, int, int]:
         counted = [0, 0]
 
-        def chunks():  # type: ignore[no-untyped-def]
+        def chunks() -> Iterator[kasmina.ReportGradientsRequest]:
             for (key, side), gradient in pending.items():
-                values = gradient.reshape(-1).to("cpu", torch.float32).numpy().astype("<f4", copy=False)  # type: ignore[attr-defined]
+                values = gradient.reshape(-1).to("cpu", torch.float32).numpy().astype("<f4", copy=False)
                 numel = values.size
                 starts = range(0, numel, self.chunk_elements) if numel else [0]
                 for start in starts:
                     part = values[start : start + self.chunk_elements]
                     chunk = kasmina.ReportGradientsRequest(
-                        seed_id=self.seed_id, param_key=key, side=_SIDES[side], numel=numel, offset=start, values=part.tobytes()  # type: ignore[arg-type]
+                        seed_id=self.seed_id, param_key=key, side=_SIDES[side], numel=numel, offset=start, values=part.tobytes()
                     )
                     counted[0] += chunk.ByteSize()
                     counted[1] += 1
