@@ -137,3 +137,47 @@ def test_retries_give_up_after_the_budget(recorder) -> None:  # type: ignore[no-
             c.get_status()
     assert error.value.code == grpc.StatusCode.UNAVAILABLE and error.value.reason == "warming up"
     assert len(handler.calls) == 2
+
+
+def test_tls_and_bearer_token(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    server = start_server(KASMINA_TLS_CERT=str(cert), KASMINA_TLS_KEY=str(key), KASMINA_AUTH_TOKEN="s3cret-token")
+    with KasminaClient(server.address, root_certificates=cert.read_bytes(), token="s3cret-token") as c:
+        assert c.get_status().isolation_backend
+    with KasminaClient(server.address, root_certificates=cert.read_bytes(), retries=0) as c:
+        with pytest.raises(KasminaError) as error:
+            c.get_status()
+        assert error.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_watch_telemetry_streams_packets(client: KasminaClient) -> None:
+    import threading
+
+    received: List[leyline_pb2.TelemetryPacket] = []
+    stream = client.watch_telemetry()
+    started = threading.Event()
+
+    def read() -> None:
+        started.set()
+        for packet in stream:
+            received.append(packet)
+            break
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    started.wait(5)
+    client.register_host([kasmina_pb2.ParameterSpec(key="host.w", shape=[4], trainable=True, element_bytes=4)])
+    for step in range(1, 50):
+        client.apply_command(commands.germinate(f"seed-{step}", "BP001"))
+        client.finalize_step(step)
+        reader.join(0.1)
+        if received:
+            break
+    assert received and received[0].packet_id
