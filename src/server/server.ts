@@ -1,7 +1,7 @@
 // The grpc-js server: KasminaService through the async adapter, grpc.health.v1 and reflection.
 import type { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
-import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { constants as http2Constants, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { join } from "node:path";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
@@ -182,21 +182,29 @@ export function widenFlowControlWindow(server: Server, window: number, log: (mes
 }
 
 /**
- * node keeps only the first of repeated authorization header fields in the parsed headers; the raw
- * list still has them all. Runs before grpc-js sees the stream and marks such a request, so the
- * call guard refuses it (UNAUTHENTICATED) instead of silently using the first.
+ * Per-stream transport rules grpc-js has no option for:
+ * - node keeps only the first of repeated authorization header fields in the parsed headers; the
+ *   raw list still has them all. This runs before grpc-js sees the stream and marks such a
+ *   request, so the call guard refuses it (UNAUTHENTICATED) instead of silently using the first.
+ * - once the server has sent its whole response (a status after a rejection or the idle
+ *   timeout) while the client is still sending, the stream is reset with NO_ERROR (RFC 9113
+ *   §8.1), so the server stops reading and a half-sent message is not kept for the client's sake.
  */
-export function markDuplicateAuthorization(server: Server, log: (message: string) => void): void {
-  for (const http2Server of http2ServersOf(server, log, "a repeated authorization header is not detected")) {
-    http2Server.prependListener("stream", (_stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: unknown) => {
+export function guardStreams(server: Server, log: (message: string) => void): void {
+  for (const http2Server of http2ServersOf(server, log, "repeated authorization headers are not detected and finished streams are not reset")) {
+    http2Server.prependListener("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: unknown) => {
       try {
         delete headers[DUPLICATE_AUTHORIZATION_MARK];
-        if (!Array.isArray(raw)) return;
-        let seen = 0;
-        for (let i = 0; i < raw.length; i += 2) if (String(raw[i]).toLowerCase() === "authorization") seen += 1;
-        if (seen > 1) headers[DUPLICATE_AUTHORIZATION_MARK] = "1";
+        if (Array.isArray(raw)) {
+          let seen = 0;
+          for (let i = 0; i < raw.length; i += 2) if (String(raw[i]).toLowerCase() === "authorization") seen += 1;
+          if (seen > 1) headers[DUPLICATE_AUTHORIZATION_MARK] = "1";
+        }
+        stream.once("finish", () => {
+          if (!stream.readableEnded && !stream.destroyed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+        });
       } catch (error) {
-        log(`could not inspect request headers: ${(error as Error).message}`);
+        log(`could not guard an HTTP/2 stream: ${(error as Error).message}`);
       }
     });
   }
@@ -231,7 +239,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     );
   });
   widenFlowControlWindow(server, FLOW_CONTROL_WINDOW, log);
-  markDuplicateAuthorization(server, log);
+  guardStreams(server, log);
   let draining = false;
   const setServing = (serving: boolean): void => {
     const status = serving && !draining ? "SERVING" : "NOT_SERVING";
