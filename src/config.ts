@@ -211,13 +211,14 @@ export function loadConfig(env: Env = process.env): KasminaConfig {
   const fallback = env["KASMINA_FALLBACK_BLUEPRINT"];
   const nonceTtlSeconds = num(env, "KASMINA_NONCE_TTL_SECONDS", 300, positive);
   const freshnessWindowSeconds = num(env, "KASMINA_FRESHNESS_WINDOW_SECONDS", 60, positive);
-  // A command stays fresh until issued_at + window, and issued_at may lie FUTURE_SKEW_SECONDS
-  // ahead: a ledger that forgets sooner would accept the same fresh command again (DESIGN §2.0).
-  if (nonceTtlSeconds < freshnessWindowSeconds + FUTURE_SKEW_SECONDS) {
+  // A command stays fresh through issued_at + window (inclusive), and issued_at may lie
+  // FUTURE_SKEW_SECONDS ahead, while a ledger entry is gone at its expiry instant: a ledger that
+  // does not outlive window + skew would accept the same fresh command again (DESIGN §2.0).
+  if (nonceTtlSeconds <= freshnessWindowSeconds + FUTURE_SKEW_SECONDS) {
     throw new ConfigError(
       "KASMINA_NONCE_TTL_SECONDS",
-      `${nonceTtlSeconds} s is shorter than KASMINA_FRESHNESS_WINDOW_SECONDS (${freshnessWindowSeconds} s) plus the ${FUTURE_SKEW_SECONDS} s future skew; ` +
-        `set it to at least ${freshnessWindowSeconds + FUTURE_SKEW_SECONDS}`,
+      `${nonceTtlSeconds} s does not cover KASMINA_FRESHNESS_WINDOW_SECONDS (${freshnessWindowSeconds} s) plus the ${FUTURE_SKEW_SECONDS} s future skew; ` +
+        `set it above ${freshnessWindowSeconds + FUTURE_SKEW_SECONDS} (for example ${Math.floor(freshnessWindowSeconds + FUTURE_SKEW_SECONDS) + 1})`,
     );
   }
   const warnings: string[] = [];
