@@ -1,6 +1,6 @@
 // Composition root: builds the domain from configuration and ports, and hands the server its API.
 import type { Tracer } from "@opentelemetry/api";
-import { ConfigError, type KasminaConfig } from "./config.js";
+import { ConfigError, FUTURE_SKEW_SECONDS, type KasminaConfig } from "./config.js";
 import { BlueprintCatalog, CatalogError } from "./infra/blueprint-catalog.js";
 import { CommandVerifier } from "./kasmina/command-verifier.js";
 import { systemClock, type Clock, type MetricsPort } from "./kasmina/ports.js";
@@ -60,6 +60,7 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
           clock,
           nonceTtlSeconds: config.nonceTtlSeconds,
           freshnessWindowSeconds: config.freshnessWindowSeconds,
+          futureSkewSeconds: FUTURE_SKEW_SECONDS,
         });
   // An explicitly requested backend that cannot load fails start-up; auto falls back and logs why.
   const backend = await selectBackend(config.isolationBackend, deps.log).catch((error: unknown) => {
@@ -69,6 +70,8 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     threshold: config.isolationThreshold,
     projectionSamples: config.projectionSamples,
     backend,
+    maxParameters: config.limits.maxSessionParameters,
+    maxExactCopyBytes: config.limits.maxExactCopyBytes,
   };
   const manager = new SeedManager({
     runtime,
@@ -136,6 +139,8 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
       prefetchIssue: () => prefetch?.coordinator.pollTaskIssue()?.message,
       draining,
       metrics: deps.metrics,
+      maxMessageBytes: config.maxMessageBytes,
+      limits: config.limits,
     }),
     ...createGradientApi({ manager, sessionConfig, backendName: isolationBackend }),
     ...createSketchApi({ manager, sessionConfig, backendName: isolationBackend, maxMessageBytes: config.maxMessageBytes }),

@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  for (const warning of config.warnings) log(`configuration warning: ${warning}`);
   const ver = version();
   const otel = startOtel({ env: process.env, prometheusPort: config.prometheusPort, version: ver });
   const metrics = new OtelMetrics(otel.meter);

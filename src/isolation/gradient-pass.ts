@@ -46,12 +46,21 @@ export interface StagedObservation extends Observation {
   readonly paramKey: string;
 }
 
-/** What a pass needs from its session (kept narrow so this module does not import the session). */
+/**
+ * What a pass needs from its session (kept narrow so this module does not import the session).
+ * Plans and copy bytes a pass takes are provisional: the session keeps them only when the pass
+ * commits, so a rejected or cancelled pass leaves the session exactly as it was.
+ */
 export interface PassTarget {
   readonly backend: ReductionBackend;
-  /** numel fixed for the key by an earlier pass or observation, if any. */
+  /** numel fixed for the key by an earlier pass, an open pass or an observation, if any. */
   knownNumel(paramKey: string): number | undefined;
-  planFor(paramKey: string, numel: number): ParamPlan;
+  /** The key's plan, held for this pass; a new key counts against the session's parameter limit. Throws GradientLimitError. */
+  holdPlan(paramKey: string, numel: number): ParamPlan;
+  /** Books bytes of exact-mode copies before any is made. Throws GradientLimitError past the budget. */
+  reserveCopyBytes(bytes: number, where: string): void;
+  /** Ends a pass: gives back its held plans (kept when committed) and its reserved bytes. */
+  releasePass(heldKeys: Iterable<string>, reservedBytes: number, committed: boolean): void;
   applyPass(observations: readonly StagedObservation[], elements: number, chunks: number): PassResult;
 }
 
@@ -62,8 +71,14 @@ class SideSlot {
   normSq = 0;
   /** Set once the single empty chunk of a numel-0 parameter arrived. */
   emptyDeclared = false;
+  /**
+   * Exact mode: copies of the chunks as they arrived, assembled into one gradient at commit, so
+   * nothing is allocated for a claimed numel before its bytes are here.
+   */
+  readonly parts: { offset: number; values: Float32Array }[] = [];
 
-  constructor(readonly sample: Float32Array) {}
+  /** Projection samples (projection mode); null in exact mode. */
+  constructor(readonly sample: Float32Array | null) {}
 }
 
 class ParamEntry {
@@ -92,7 +107,7 @@ interface ChunkPlace {
 }
 
 function describe(p: ChunkPlace): string {
-  return `chunk ${p.seq} (param "${p.key}", ${SIDE_LABEL[p.side]}, elements [${p.offset}, ${p.offset + p.length}))`;
+  return `chunk ${p.seq} (param ${quoteKey(p.key)}, ${SIDE_LABEL[p.side]}, elements [${p.offset}, ${p.offset + p.length}))`;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -108,6 +123,9 @@ export class GradientPass {
   private queuedBytes = 0;
   private chunkCount = 0;
   private elementCount = 0;
+  /** Keys whose plan this pass holds, and exact-mode copy bytes it booked (given back at the end). */
+  private held = new Set<string>();
+  private reservedBytes = 0;
 
   constructor(private readonly target: PassTarget) {}
 
@@ -170,11 +188,18 @@ export class GradientPass {
     if (gap !== null) {
       throw new GradientFramingError(
         "incomplete",
-        `param "${entry.key}" ${SIDE_LABEL[side]}: chunks cover ${slot.coverage.covered} of ${numel} elements; ` +
+        `param ${quoteKey(entry.key)} ${SIDE_LABEL[side]}: chunks cover ${slot.coverage.covered} of ${numel} elements; ` +
           `elements [${gap[0]}, ${gap[1]}) are missing`,
       );
     }
-    out.push({ side, paramKey: entry.key, normSq: slot.normSq, sample: slot.sample, scale: entry.plan.scale });
+    let sample = slot.sample;
+    if (sample === null) {
+      // Every byte has arrived (coverage is complete): only now is the whole gradient allocated.
+      sample = new Float32Array(numel);
+      for (const part of slot.parts) sample.set(part.values, part.offset);
+      slot.parts.length = 0;
+    }
+    out.push({ side, paramKey: entry.key, normSq: slot.normSq, sample, scale: entry.plan.scale });
   }
 
   private accept(chunk: GradientChunk, seq: number): void {
@@ -188,10 +213,10 @@ export class GradientPass {
     else {
       throw new GradientFramingError(
         "unknown_side",
-        `chunk ${seq} (param "${key}"): side ${String(chunk.side)} is neither HOST (1) nor SEED (2)`,
+        `chunk ${seq} (param ${quoteKey(key)}): side ${String(chunk.side)} is neither HOST (1) nor SEED (2)`,
       );
     }
-    const head = `chunk ${seq} (param "${key}", ${SIDE_LABEL[side]})`;
+    const head = `chunk ${seq} (param ${quoteKey(key)}, ${SIDE_LABEL[side]})`;
     const numel = toIndex(chunk.numel, "numel", head);
     const offset = toIndex(chunk.offset, "offset", head);
 
@@ -220,7 +245,9 @@ export class GradientPass {
     }
 
     if (entry === undefined) {
-      entry = new ParamEntry(key, this.target.planFor(key, numel), seq);
+      const plan = this.target.holdPlan(key, numel);
+      this.held.add(key);
+      entry = new ParamEntry(key, plan, seq);
       this.params.set(key, entry);
     }
     let slot = entry[side];
@@ -235,7 +262,13 @@ export class GradientPass {
     }
     if (slot === undefined) {
       const { plan } = entry;
-      slot = new SideSlot(new Float32Array(plan.indices === null ? plan.numel : plan.indices.length));
+      // Exact mode keeps the whole gradient until commit: the claim is booked against the copy
+      // budget before a single byte is copied (a numel of 2^33 is refused here, not allocated).
+      if (plan.indices === null) {
+        this.target.reserveCopyBytes(plan.numel * 4, head);
+        this.reservedBytes += plan.numel * 4;
+      }
+      slot = new SideSlot(plan.indices === null ? null : new Float32Array(plan.indices.length));
       if (length > 0) slot.coverage.add(offset, offset + length);
       entry[side] = slot;
     }
@@ -244,8 +277,9 @@ export class GradientPass {
     if (length === 0) return;
 
     const { indices } = entry.plan;
-    if (indices === null) slot.sample.set(values, offset);
-    else gatherRange(values, offset, indices, slot.sample);
+    // values may be a view of the transport buffer or of a reused scratch: exact mode copies it.
+    if (slot.sample === null) slot.parts.push({ offset, values: values.slice() });
+    else if (indices !== null) gatherRange(values, offset, indices, slot.sample);
 
     const { backend } = this.target;
     if (backend.batchBytes <= 0) {
@@ -291,6 +325,11 @@ export class GradientPass {
     this.params = new Map();
     this.queue = [];
     this.queuedBytes = 0;
+    const held = this.held;
+    const reserved = this.reservedBytes;
+    this.held = new Set();
+    this.reservedBytes = 0;
+    this.target.releasePass(held, reserved, state === "committed");
   }
 
   private ensureOpen(): void {
@@ -298,6 +337,11 @@ export class GradientPass {
     if (this.state === "failed") throw this.failure;
     throw new Error(`gradient pass is already ${this.state}`);
   }
+}
+
+/** A parameter key for a message: quoted, at most 128 characters of it (DESIGN §2.0). */
+export function quoteKey(key: string): string {
+  return key.length <= 128 ? JSON.stringify(key) : `${JSON.stringify(key.slice(0, 128))}…`;
 }
 
 function framing(code: GradientFramingCode, message: string): GradientFramingError {

@@ -2,11 +2,14 @@
 // No grpc, OpenTelemetry or Redis here (DESIGN §1).
 
 export { GradientFramingError, type GradientFramingCode } from "./gradient-framing-error.js";
+export { GradientLimitError, type GradientLimitCode } from "./gradient-limit-error.js";
 export { type Observation, type ObserverSide } from "./gradient-observer.js";
 export { GradientPass, GradientSide, type GradientChunk, type ParamPlan } from "./gradient-pass.js";
 export type { IsolationAccumulators, IsolationSnapshot, IsolationStats, PassResult } from "./isolation-report.js";
 export {
   DEFAULT_ISOLATION_THRESHOLD,
+  DEFAULT_MAX_EXACT_COPY_BYTES,
+  DEFAULT_MAX_SESSION_PARAMETERS,
   DEFAULT_PROJECTION_SAMPLES,
   IsolationSession,
   isolationSessionFactory,

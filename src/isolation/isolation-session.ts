@@ -3,6 +3,7 @@
 // observer routine (gradient-observer.ts, KAS-H1-005).
 
 import { GradientFramingError } from "./gradient-framing-error.js";
+import { GradientLimitError } from "./gradient-limit-error.js";
 import {
   PendingDots,
   cloneObserverState,
@@ -11,7 +12,7 @@ import {
   type ObserverSide,
   type ObserverState,
 } from "./gradient-observer.js";
-import { GradientPass, gatherRange, type ParamPlan, type PassTarget, type StagedObservation } from "./gradient-pass.js";
+import { GradientPass, gatherRange, quoteKey, type ParamPlan, type PassTarget, type StagedObservation } from "./gradient-pass.js";
 import type {
   IsolationAccumulators,
   IsolationSnapshot,
@@ -25,6 +26,10 @@ import type { ReductionBackend } from "./reduction-backend.js";
 
 export const DEFAULT_ISOLATION_THRESHOLD = 1e-6;
 export const DEFAULT_PROJECTION_SAMPLES = 256;
+/** Large models have a few thousand parameter tensors (KASMINA_MAX_SESSION_PARAMETERS). */
+export const DEFAULT_MAX_SESSION_PARAMETERS = 16_384;
+/** Exact-mode copies one session may hold unpaired or in flight (KASMINA_MAX_EXACT_COPY_BYTES). */
+export const DEFAULT_MAX_EXACT_COPY_BYTES = 1024 * 1024 * 1024;
 
 export interface IsolationSessionConfig {
   /** verify() passes while |dot| ≤ threshold (KASMINA_ISOLATION_THRESHOLD, default 1e-6). */
@@ -34,6 +39,16 @@ export interface IsolationSessionConfig {
   readonly sampler?: ProjectionSampler;
   /** Default: the js backend. One backend is normally shared by all sessions of a process. */
   readonly backend?: ReductionBackend;
+  /** Distinct parameter keys the session may know, kept and in open passes (default 16,384). */
+  readonly maxParameters?: number;
+  /** Bytes of exact-mode gradient copies, stashed unpaired plus booked by open passes (default 1 GiB). */
+  readonly maxExactCopyBytes?: number;
+}
+
+/** A plan created by a pass that has not committed yet, shared by the open passes that use the key. */
+interface HeldPlan {
+  readonly plan: ParamPlan;
+  holders: number;
 }
 
 export class IsolationSession {
@@ -43,6 +58,13 @@ export class IsolationSession {
   private readonly sampler: ProjectionSampler;
   /** Per parameter key, prepared once and kept across reset/close/open (spec §13.2). */
   private readonly plans = new Map<string, ParamPlan>();
+  /** Plans of keys first seen by passes still open; kept only if one of them commits. */
+  private readonly provisional = new Map<string, HeldPlan>();
+  readonly maxParameters: number;
+  readonly maxExactCopyBytes: number;
+  /** Exact-mode copies booked by open passes, and held in the stashes. */
+  private bookedCopyBytes = 0;
+  private stashedCopyBytes = 0;
   private state: ObserverState = emptyObserverState();
   private isActive = false;
   private collectionEnabled = true;
@@ -58,12 +80,26 @@ export class IsolationSession {
     this.projectionSamples = samples;
     this.sampler = config.sampler ?? randomProjectionSampler();
     this.backend = config.backend ?? jsBackend;
+    this.maxParameters = config.maxParameters ?? DEFAULT_MAX_SESSION_PARAMETERS;
+    this.maxExactCopyBytes = config.maxExactCopyBytes ?? DEFAULT_MAX_EXACT_COPY_BYTES;
     this.passTarget = {
       backend: this.backend,
-      knownNumel: (key) => this.plans.get(key)?.numel,
-      planFor: (key, numel) => this.planFor(key, numel),
+      knownNumel: (key) => this.plans.get(key)?.numel ?? this.provisional.get(key)?.plan.numel,
+      holdPlan: (key, numel) => this.holdPlan(key, numel),
+      reserveCopyBytes: (bytes, where) => this.reserveCopyBytes(bytes, where),
+      releasePass: (keys, bytes, committed) => this.releasePass(keys, bytes, committed),
       applyPass: (observations, elements, chunks) => this.applyPass(observations, elements, chunks),
     };
+  }
+
+  /** Distinct parameter keys known: kept plans plus those of open passes. */
+  get parameterCount(): number {
+    return this.plans.size + this.provisional.size;
+  }
+
+  /** Exact-mode copy bytes held: stashed unpaired plus booked by open passes. */
+  get copyBytes(): number {
+    return this.stashedCopyBytes + this.bookedCopyBytes;
   }
 
   /** Installs the observers; idempotent. */
@@ -75,11 +111,13 @@ export class IsolationSession {
   close(): void {
     this.isActive = false;
     this.state = emptyObserverState();
+    this.stashedCopyBytes = 0;
   }
 
   /** Clears stashes and zeroes the accumulators; observers stay. */
   reset(): void {
     this.state = emptyObserverState();
+    this.stashedCopyBytes = 0;
   }
 
   enableCollection(): void {
@@ -148,7 +186,7 @@ export class IsolationSession {
       if (bad >= 0) {
         throw new GradientFramingError(
           "non_finite",
-          `param "${paramKey}" ${side}: non-finite value ${gradient[bad]} at element ${bad}`,
+          `param ${quoteKey(paramKey)} ${side}: non-finite value ${gradient[bad]} at element ${bad}`,
         );
       }
       normSq = sumSquaresF32(gradient); // float32 overflow on a device backend; the double sum is exact enough
@@ -184,19 +222,71 @@ export class IsolationSession {
   }
 
   private planFor(paramKey: string, numel: number): ParamPlan {
-    const existing = this.plans.get(paramKey);
+    const existing = this.plans.get(paramKey) ?? this.provisional.get(paramKey)?.plan;
     if (existing !== undefined) {
-      if (existing.numel !== numel) {
-        throw new GradientFramingError(
-          "numel_mismatch",
-          `param "${paramKey}": numel ${numel} differs from ${existing.numel} seen earlier in this session`,
-        );
-      }
+      checkNumel(paramKey, numel, existing);
+      if (!this.plans.has(paramKey)) this.plans.set(paramKey, existing);
       return existing;
     }
+    this.checkParameterRoom(paramKey);
     const plan = this.preparePlan(paramKey, numel);
     this.plans.set(paramKey, plan);
     return plan;
+  }
+
+  private checkParameterRoom(paramKey: string): void {
+    if (this.parameterCount >= this.maxParameters) {
+      throw new GradientLimitError(
+        "session_parameters",
+        `param ${quoteKey(paramKey)} would be distinct parameter key ${this.parameterCount + 1} of this session; ` +
+          `the limit is ${this.maxParameters} (KASMINA_MAX_SESSION_PARAMETERS)`,
+      );
+    }
+  }
+
+  /** A pass's plan for a key: the kept one, one another open pass holds, or a new provisional one. */
+  private holdPlan(paramKey: string, numel: number): ParamPlan {
+    const kept = this.plans.get(paramKey);
+    if (kept !== undefined) {
+      checkNumel(paramKey, numel, kept);
+      return kept;
+    }
+    const held = this.provisional.get(paramKey);
+    if (held !== undefined) {
+      checkNumel(paramKey, numel, held.plan);
+      held.holders += 1;
+      return held.plan;
+    }
+    this.checkParameterRoom(paramKey);
+    const plan = this.preparePlan(paramKey, numel);
+    this.provisional.set(paramKey, { plan, holders: 1 });
+    return plan;
+  }
+
+  private reserveCopyBytes(bytes: number, where: string): void {
+    if (this.copyBytes + bytes > this.maxExactCopyBytes) {
+      throw new GradientLimitError(
+        "exact_copy_bytes",
+        `${where}: exact mode would hold ${this.copyBytes + bytes} bytes of gradient copies; ` +
+          `the limit is ${this.maxExactCopyBytes} (KASMINA_MAX_EXACT_COPY_BYTES)`,
+      );
+    }
+    this.bookedCopyBytes += bytes;
+  }
+
+  private releasePass(keys: Iterable<string>, bytes: number, committed: boolean): void {
+    this.bookedCopyBytes -= bytes;
+    for (const key of keys) {
+      const held = this.provisional.get(key);
+      if (held === undefined) continue;
+      if (committed) {
+        this.plans.set(key, held.plan);
+        this.provisional.delete(key);
+        continue;
+      }
+      held.holders -= 1;
+      if (held.holders === 0) this.provisional.delete(key);
+    }
   }
 
   /** spec §13.2: exact mode when sampling is off or the parameter is empty; else a sorted sample. */
@@ -226,9 +316,26 @@ export class IsolationSession {
     for (const o of observations) observeGradient(next, o.side, o.paramKey, o, dots);
     dots.settle(next, this.backend);
     this.state = next;
+    this.stashedCopyBytes = this.projectionSamples <= 0 ? stashBytes(next) : 0;
     this.elementsTotal += elements;
     return { applied: true, elements, chunks, snapshot: this.snapshot() };
   }
+}
+
+function checkNumel(paramKey: string, numel: number, plan: ParamPlan): void {
+  if (plan.numel !== numel) {
+    throw new GradientFramingError(
+      "numel_mismatch",
+      `param ${quoteKey(paramKey)}: numel ${numel} differs from ${plan.numel} seen earlier in this session`,
+    );
+  }
+}
+
+function stashBytes(state: ObserverState): number {
+  let bytes = 0;
+  for (const sample of state.stash.host.values()) bytes += sample.byteLength;
+  for (const sample of state.stash.seed.values()) bytes += sample.byteLength;
+  return bytes;
 }
 
 /**

@@ -40,9 +40,11 @@ function timestamp(writer: BinaryWriter, field: number, value: Timestamp): void 
   writer.join();
 }
 
-// google.protobuf.Value, from the plain JavaScript value ts-proto unwraps it to.
+// google.protobuf.Value, from the plain JavaScript value ts-proto unwraps it to. `undefined` is a
+// Value with no kind set: upb writes it as an empty message, so nothing goes inside it here.
 function value(writer: BinaryWriter, v: unknown): void {
-  if (v === null || v === undefined) writer.uint32(tag(1, 0)).int32(0);
+  if (v === undefined) return;
+  if (v === null) writer.uint32(tag(1, 0)).int32(0);
   else if (typeof v === "number") writer.uint32(tag(2, 1)).double(v);
   else if (typeof v === "string") writer.uint32(tag(3, LEN)).string(v);
   else if (typeof v === "boolean") writer.uint32(tag(4, 0)).bool(v);

@@ -7,6 +7,7 @@ export type KasminaErrorCode =
   | "failed_precondition"
   | "permission_denied"
   | "resource_exhausted"
+  | "deadline_exceeded"
   | "unavailable"
   | "unauthenticated"
   | "unimplemented"
@@ -31,3 +32,4 @@ export class KasminaError extends Error {
 export const invalidArgument = (message: string): KasminaError => new KasminaError("invalid_argument", message);
 export const notFound = (message: string): KasminaError => new KasminaError("not_found", message);
 export const failedPrecondition = (message: string): KasminaError => new KasminaError("failed_precondition", message);
+export const resourceExhausted = (message: string): KasminaError => new KasminaError("resource_exhausted", message);

@@ -129,6 +129,38 @@ export class PacketLog {
     return out;
   }
 
+  /**
+   * The oldest packets that fit under both bounds, without removing them: at most `max` (0 = no
+   * count bound) and at most `budget` by `sizeOf`. `blocked` is true when the oldest packet alone
+   * is larger than the budget (it can never be sent whole). Callers remove what they sent with
+   * discard(), once the reply is built, so a packet leaves the log only inside a reply.
+   */
+  peekWithin(max: number, budget: number, sizeOf: (packet: TelemetryPacket) => number): { packets: TelemetryPacket[]; blocked: boolean } {
+    const limit = max <= 0 ? this.count : Math.min(max, this.count);
+    const packets: TelemetryPacket[] = [];
+    let used = 0;
+    for (let i = 0; i < limit; i++) {
+      const packet = this.ring[(this.head + i) % this.capacity] as TelemetryPacket;
+      const size = sizeOf(packet);
+      if (used + size > budget) return { packets, blocked: i === 0 };
+      used += size;
+      packets.push(packet);
+    }
+    return { packets, blocked: false };
+  }
+
+  /** Removes the n oldest packets (after a reply carried them). */
+  discard(n: number): void {
+    if (n > 0) this.drain(n);
+  }
+
+  /** Removes the oldest packet unread and counts it as dropped (one that can never be delivered). */
+  dropOldest(): void {
+    if (this.count === 0) return;
+    this.drain(1);
+    this.droppedTotal += 1;
+  }
+
   peek(): TelemetryPacket[] {
     const out: TelemetryPacket[] = [];
     for (let i = 0; i < this.count; i++) out.push(this.ring[(this.head + i) % this.capacity] as TelemetryPacket);

@@ -1,7 +1,6 @@
 // grpc-js has no async handlers. This adapter runs plain async functions for the three call shapes,
 // checks the bearer token, times every call, and turns every thrown value into a status through
 // status.ts, so no error reaches a client as UNKNOWN with internal text.
-import { timingSafeEqual, createHash } from "node:crypto";
 import type {
   handleClientStreamingCall,
   handleServerStreamingCall,
@@ -15,6 +14,7 @@ import type {
 import { status as Status } from "@grpc/grpc-js";
 import { KasminaError } from "../kasmina/errors.js";
 import type { Histogram } from "../kasmina/ports.js";
+import { authProblem } from "./auth.js";
 import { toServiceError } from "./status.js";
 
 export interface CallContext {
@@ -31,16 +31,10 @@ export interface AdapterOptions {
   log: (message: string) => void;
 }
 
-const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest();
-
+/** The call guard checks first (all services); this keeps handlers safe when used without it. */
 function authorise(options: AdapterOptions, metadata: Metadata): void {
-  if (options.authToken === undefined) return;
-  const header = metadata.get("authorization")[0];
-  const presented = typeof header === "string" && header.startsWith("Bearer ") ? header.slice(7) : "";
-  // Compare fixed-length digests so neither the content nor the length leaks through timing.
-  if (!timingSafeEqual(digest(presented), digest(options.authToken))) {
-    throw new KasminaError("unauthenticated", "missing or invalid bearer token (metadata authorization: Bearer <token>)");
-  }
+  const problem = authProblem(options.authToken, metadata);
+  if (problem !== undefined) throw new KasminaError("unauthenticated", problem);
 }
 
 interface CancellableCall {

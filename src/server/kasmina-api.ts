@@ -12,14 +12,16 @@ import {
   CircuitBreakerState,
   CommandType,
   SeedOperation,
+  TelemetryPacket,
   commandTypeToJSON,
   type AdaptationCommand,
 } from "../leyline.js";
-import { KasminaError, failedPrecondition, invalidArgument, notFound } from "../kasmina/errors.js";
+import { KasminaError, failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../kasmina/errors.js";
 import type { ParameterSpecInput, SeedManager } from "../kasmina/seed-manager.js";
 import { noopMetrics, type MetricsPort } from "../kasmina/ports.js";
 import { PacketLog } from "../kasmina/telemetry.js";
 import type { KasminaApi } from "./api.js";
+import { checkCommandBounds, checkIdLength, checkParameterCount, quote, type CommandLimits } from "./limits.js";
 
 export interface ApiOptions {
   manager: SeedManager;
@@ -32,23 +34,50 @@ export interface ApiOptions {
   /** Resolves when the server starts draining, so watch streams end cleanly. */
   draining?: Promise<void>;
   metrics?: MetricsPort;
+  /** KASMINA_MAX_MESSAGE_BYTES: a DrainTelemetry reply never exceeds it. */
+  maxMessageBytes?: number;
+  /** Client-controlled bounds (config.limits); defaults as in DESIGN §2.0. */
+  limits?: Partial<ApiLimits>;
 }
 
-const MAX_ID_LENGTH = 512;
+export interface ApiLimits extends CommandLimits {
+  maxWatchers: number;
+  maxRegisteredParameters: number;
+}
+
+const DEFAULT_LIMITS: ApiLimits = { maxAnnotations: 64, maxAnnotationBytes: 16 * 1024, maxWatchers: 64, maxRegisteredParameters: 65_536 };
+
+/** Room for DrainTelemetryResponse's dropped_packets and remaining_packets (tag + 10-byte varint each). */
+const DRAIN_REPLY_OVERHEAD = 22;
+
+const varintLength = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+
+/** Bytes a packet adds to a DrainTelemetryResponse (field 1: tag, length, body); packets never change once logged. */
+const packetSizes = new WeakMap<TelemetryPacket, number>();
+function packetWireSize(packet: TelemetryPacket): number {
+  let size = packetSizes.get(packet);
+  if (size === undefined) {
+    const body = TelemetryPacket.encode(packet).finish().length;
+    size = 1 + varintLength(body) + body;
+    packetSizes.set(packet, size);
+  }
+  return size;
+}
 
 /** Enum numbers the contract defines; anything else is INVALID_ARGUMENT (DESIGN §2). */
 const isDefined = (value: number, max: number): boolean => Number.isInteger(value) && value >= 0 && value <= max;
 
 function requireId(value: string, field: string): string {
+  checkIdLength(value, field);
   if (value.trim() === "") throw invalidArgument(`${field} must not be empty`);
-  if (value.length > MAX_ID_LENGTH) throw invalidArgument(`${field} is longer than ${MAX_ID_LENGTH} characters`);
   return value;
 }
 
-/** Structural checks of an AdaptationCommand (DESIGN §2 status codes, decision 20). */
-export function validateCommand(request: ApplyCommandRequest): AdaptationCommand {
+/** Structural checks of an AdaptationCommand (DESIGN §2 status codes, decision 20), bounds first (§2.0). */
+export function validateCommand(request: ApplyCommandRequest, limits?: CommandLimits): AdaptationCommand {
   const command = request.command;
   if (command === undefined) throw invalidArgument("command is required");
+  checkCommandBounds(command, limits);
   if (!isDefined(command.commandType, CommandType.COMMAND_STRUCTURAL_PRUNING)) {
     throw invalidArgument(`command_type ${command.commandType} is not a defined CommandType`);
   }
@@ -69,8 +98,8 @@ export function validateCommand(request: ApplyCommandRequest): AdaptationCommand
   if (command.commandType === CommandType.COMMAND_SEED || command.commandType === CommandType.COMMAND_PAUSE) {
     requireId(command.targetSeedId, `target_seed_id (needed by ${type})`);
   }
-  for (const [key, value] of Object.entries(payload?.$case === "seedOperation" ? payload.value.parameters : {})) {
-    if (!Number.isFinite(value) && !Number.isNaN(value)) throw invalidArgument(`seed_operation.parameters[${key}] is not finite`);
+  for (const [key, value] of payload?.$case === "seedOperation" ? payload.value.parameters : new Map<string, number>()) {
+    if (!Number.isFinite(value) && !Number.isNaN(value)) throw invalidArgument(`seed_operation.parameters[${quote(key)}] is not finite`);
   }
   return command;
 }
@@ -79,9 +108,9 @@ function parameterSpecs(specs: readonly ParameterSpec[], field: string, needByte
   const seen = new Set<string>();
   return specs.map((spec, i) => {
     requireId(spec.key, `${field}[${i}].key`);
-    if (seen.has(spec.key)) throw invalidArgument(`${field}[${i}].key ${JSON.stringify(spec.key)} appears twice`);
+    if (seen.has(spec.key)) throw invalidArgument(`${field}[${i}].key ${quote(spec.key)} appears twice`);
     seen.add(spec.key);
-    if (needBytes && spec.elementBytes === 0) throw invalidArgument(`${field}[${i}].element_bytes must be > 0 (${spec.key})`);
+    if (needBytes && spec.elementBytes === 0) throw invalidArgument(`${field}[${i}].element_bytes must be > 0 (${quote(spec.key)})`);
     return { key: spec.key, shape: spec.shape, trainable: spec.trainable, elementBytes: spec.elementBytes };
   });
 }
@@ -109,6 +138,9 @@ export function createKasminaApi(options: ApiOptions): Pick<
   | "getStatus"
 > {
   const { manager } = options;
+  const limits: ApiLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
+  let watchers = 0;
   const watchLimit = options.watchQueueLimit ?? 1024;
   const watchDropped = (options.metrics ?? noopMetrics).counter(
     "kasmina.telemetry.watch_dropped",
@@ -116,13 +148,13 @@ export function createKasminaApi(options: ApiOptions): Pick<
   );
   return {
     applyCommand(request): ApplyCommandResponse {
-      const command = validateCommand(request);
+      const command = validateCommand(request, limits);
       const outcome = manager.handleCommand(command);
       if (!outcome.accepted) {
         if (outcome.reason === "verifier_unavailable") {
           throw failedPrecondition("verifier_unavailable: no signing secret is configured (set ESPER_LEYLINE_SECRET); every command is refused");
         }
-        throw new KasminaError("permission_denied", `${outcome.reason}: command ${JSON.stringify(command.commandId)} was rejected by verification`);
+        throw new KasminaError("permission_denied", `${outcome.reason}: command ${quote(command.commandId)} was rejected by verification`);
       }
       const seed = outcome.seedId === undefined ? undefined : manager.seedState(outcome.seedId);
       return { events: outcome.events, seed };
@@ -153,7 +185,7 @@ export function createKasminaApi(options: ApiOptions): Pick<
       const seedId = requireId(request.seedId, "seed_id");
       // proto3 cannot tell an absent `steps` from 0: 0 means the spec's default of one step.
       const result = manager.advanceAlpha(seedId, request.steps === 0 ? 1 : request.steps);
-      if (result === undefined) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
+      if (result === undefined) throw notFound(`seed ${quote(seedId)} is not managed`);
       return result;
     },
 
@@ -162,12 +194,15 @@ export function createKasminaApi(options: ApiOptions): Pick<
     },
 
     registerHost(request) {
+      checkParameterCount(request.parameters.length, "RegisterHost parameters", limits.maxRegisteredParameters);
       const specs = parameterSpecs(request.parameters, "parameters", false);
       if (specs.length === 0) throw invalidArgument("parameters must list at least one host parameter");
       return { parameterCount: manager.registerHost(specs) };
     },
 
     registerTeacher(request) {
+      checkParameterCount(request.parameters.length, "RegisterTeacher parameters", limits.maxRegisteredParameters);
+      checkParameterCount(request.buffers.length, "RegisterTeacher buffers", limits.maxRegisteredParameters);
       const parameters = parameterSpecs(request.parameters, "parameters", true);
       const buffers = parameterSpecs(request.buffers, "buffers", true);
       if (parameters.length === 0) throw invalidArgument("parameters must list at least one teacher parameter");
@@ -183,16 +218,32 @@ export function createKasminaApi(options: ApiOptions): Pick<
     getRollbackPayload(request) {
       const seedId = requireId(request.seedId, "seed_id");
       const payload = manager.rollbackPayload(seedId);
-      if (payload === undefined) throw notFound(`no rollback record for seed ${JSON.stringify(seedId)}`);
+      if (payload === undefined) throw notFound(`no rollback record for seed ${quote(seedId)}`);
       return { payload };
     },
 
     drainTelemetry(request) {
-      const packets = manager.packets.drain(request.maxPackets);
-      return { packets, droppedPackets: BigInt(manager.packets.dropped), remainingPackets: BigInt(manager.packets.size) };
+      // DESIGN §2.0: whole packets, oldest first, under max_packets and the message limit; a
+      // packet is removed only once it is in the reply, so a drain never loses one. The sizes are
+      // exact (each packet's encoded length), so the reply cannot fail to serialize for size.
+      const log = manager.packets;
+      const budget = maxMessageBytes - DRAIN_REPLY_OVERHEAD;
+      let taken = log.peekWithin(request.maxPackets, budget, packetWireSize);
+      // A packet larger than the whole limit could never be sent: it is dropped and counted
+      // (dropped_packets), not left to block the log forever.
+      while (taken.blocked) {
+        log.dropOldest();
+        taken = log.peekWithin(request.maxPackets, budget, packetWireSize);
+      }
+      const { packets } = taken;
+      log.discard(packets.length);
+      return { packets, droppedPackets: BigInt(log.dropped), remainingPackets: BigInt(log.size) };
     },
 
     async watchTelemetry(_request, write, context) {
+      if (watchers >= limits.maxWatchers) {
+        throw resourceExhausted(`${watchers} WatchTelemetry streams are open, the limit is ${limits.maxWatchers} (KASMINA_MAX_WATCHERS)`);
+      }
       // Each watcher has its own bounded ring (the same PacketLog the service drains): a slow
       // watcher loses its oldest packets, counted, instead of making the server buffer without bound.
       const queue = new PacketLog(watchLimit);
@@ -210,6 +261,7 @@ export function createKasminaApi(options: ApiOptions): Pick<
       };
       context.signal.addEventListener("abort", stop, { once: true });
       void options.draining?.then(stop);
+      watchers += 1;
       try {
         while (!stopped) {
           const [packet] = queue.drain(1);
@@ -224,6 +276,7 @@ export function createKasminaApi(options: ApiOptions): Pick<
           await write(response);
         }
       } finally {
+        watchers -= 1;
         unsubscribe();
         context.signal.removeEventListener("abort", stop);
       }

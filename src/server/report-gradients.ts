@@ -10,10 +10,24 @@ import type {
   ReportGradientsRequest,
   ReportGradientsResponse,
 } from "../../generated/esper/kasmina/v1/kasmina.js";
-import { GradientFramingError, IsolationSession, type IsolationSessionConfig, type IsolationSnapshot } from "../isolation/index.js";
-import { invalidArgument, notFound } from "../kasmina/errors.js";
+import {
+  GradientFramingError,
+  GradientLimitError,
+  IsolationSession,
+  type IsolationSessionConfig,
+  type IsolationSnapshot,
+} from "../isolation/index.js";
+import { invalidArgument, notFound, resourceExhausted } from "../kasmina/errors.js";
 import type { SeedManager } from "../kasmina/seed-manager.js";
 import type { CallContext } from "./adapter.js";
+import { checkIdLength, quote } from "./limits.js";
+
+/** The isolation engine's errors as statuses: framing ⇒ INVALID_ARGUMENT, a bound ⇒ RESOURCE_EXHAUSTED. */
+function mapped(error: unknown): unknown {
+  if (error instanceof GradientFramingError) return invalidArgument(error.message);
+  if (error instanceof GradientLimitError) return resourceExhausted(error.message);
+  return error;
+}
 
 export interface GradientApiOptions {
   manager: SeedManager;
@@ -57,9 +71,10 @@ export function createGradientApi(options: GradientApiOptions): {
         for await (const chunk of requests) {
           if (context.signal.aborted) break;
           if (seedId === undefined) {
+            checkIdLength(chunk.seedId, "chunk 1: seed_id");
             if (chunk.seedId.trim() === "") throw invalidArgument("chunk 1: seed_id must not be empty");
             seedId = chunk.seedId;
-            if (!manager.hasSeed(seedId) || manager.isEphemeral(seedId)) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
+            if (!manager.hasSeed(seedId) || manager.isEphemeral(seedId)) throw notFound(`seed ${quote(seedId)} is not managed`);
             // A seed without a session (no host registered, no kernel) still has its stream
             // validated, by a scratch session whose commit records nothing.
             session = sessionOf(manager, seedId);
@@ -67,14 +82,14 @@ export function createGradientApi(options: GradientApiOptions): {
             if (session === undefined) target.disableCollection();
             pass = target.beginPass();
           } else if (chunk.seedId !== seedId) {
-            throw invalidArgument(`chunk ${index + 1}: seed_id ${JSON.stringify(chunk.seedId)} differs from ${JSON.stringify(seedId)}; one stream carries one seed`);
+            throw invalidArgument(`chunk ${index + 1}: seed_id ${quote(chunk.seedId)} differs from ${quote(seedId)}; one stream carries one seed`);
           }
+          checkIdLength(chunk.paramKey, `chunk ${index + 1}: param_key`);
           try {
             pass?.feed({ paramKey: chunk.paramKey, side: chunk.side, numel: chunk.numel, offset: chunk.offset, values: chunk.values });
           } catch (error) {
             // The engine's message names the chunk (1-based), the parameter and the side.
-            if (error instanceof GradientFramingError) throw invalidArgument(error.message);
-            throw error;
+            throw mapped(error);
           }
           index += 1;
         }
@@ -84,8 +99,7 @@ export function createGradientApi(options: GradientApiOptions): {
         try {
           result = pass.commit();
         } catch (error) {
-          if (error instanceof GradientFramingError) throw invalidArgument(error.message);
-          throw error;
+          throw mapped(error);
         }
         pass = undefined;
         if (result.applied && !result.snapshot.isolated && manager.hasSeed(seedId)) manager.recordIsolationViolation(seedId);
@@ -98,9 +112,10 @@ export function createGradientApi(options: GradientApiOptions): {
 
     getIsolationStats(request) {
       const seedId = request.seedId;
+      checkIdLength(seedId, "seed_id");
       if (seedId.trim() === "") throw invalidArgument("seed_id must not be empty");
       const ctx = manager.seedView(seedId);
-      if (ctx === undefined || manager.isEphemeral(seedId)) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
+      if (ctx === undefined || manager.isEphemeral(seedId)) throw notFound(`seed ${quote(seedId)} is not managed`);
       return { report: report(seedId, sessionOf(manager, seedId)?.snapshot(), ctx.isolationViolations, backendName) };
     },
   };

@@ -1,25 +1,31 @@
 // The grpc-js server: KasminaService through the async adapter, grpc.health.v1 and reflection.
 import type { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
-import type { Http2Session } from "node:http2";
+import { constants as http2Constants, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { join } from "node:path";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
 import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
 import { KasminaServiceService, type ReportGradientsRequest } from "../../generated/esper/kasmina/v1/kasmina.js";
+import { decodeApplyCommandRequest } from "./command-decode.js";
 import { decodeGradientChunk } from "./gradient-chunk.js";
-import type { KasminaConfig } from "../config.js";
+import { DEFAULT_LIMITS, type KasminaConfig } from "../config.js";
 import { invalidArgument } from "../kasmina/errors.js";
 import type { MetricsPort } from "../kasmina/ports.js";
 import { repoRoot } from "../repo-root.js";
 import { clientStream, serverStream, unary, type AdapterOptions } from "./adapter.js";
+import { DUPLICATE_AUTHORIZATION_MARK } from "./auth.js";
+import { callGuard } from "./call-guard.js";
 import type { KasminaApi } from "./api.js";
 
 export const KASMINA_SERVICE_NAME = "esper.kasmina.v1.KasminaService";
 
 export interface ServerOptions {
-  config: Pick<KasminaConfig, "host" | "port" | "maxMessageBytes" | "authToken" | "tlsCert" | "tlsKey" | "tlsClientCa">;
+  config: Pick<KasminaConfig, "host" | "port" | "maxMessageBytes" | "authToken" | "tlsCert" | "tlsKey" | "tlsClientCa"> & {
+    /** Default: DEFAULT_LIMITS (config.ts). */
+    limits?: Pick<KasminaConfig["limits"], "maxConcurrentStreams" | "streamIdleMs" | "connectionIdleMs" | "connectionAgeMs" | "connectionAgeGraceMs">;
+  };
   api: KasminaApi;
   metrics: MetricsPort;
   log: (message: string) => void;
@@ -74,7 +80,15 @@ function implementation(api: KasminaApi, options: AdapterOptions): UntypedServic
   };
   const decodeWatch = decoder<Parameters<KasminaApi["watchTelemetry"]>[0]>(s.watchTelemetry);
   return {
-    applyCommand: u(s.applyCommand, api.applyCommand),
+    applyCommand: unary<Buffer, Awaited<ReturnType<KasminaApi["applyCommand"]>>>(s.applyCommand.path, options, (bytes, ctx) => {
+      let request;
+      try {
+        request = decodeApplyCommandRequest(bytes);
+      } catch (error) {
+        throw invalidArgument(`malformed ApplyCommand request: ${(error as Error).message}`);
+      }
+      return api.applyCommand(request, ctx);
+    }),
     finalizeStep: u(s.finalizeStep, api.finalizeStep),
     updateEpoch: u(s.updateEpoch, api.updateEpoch),
     advanceAlpha: u(s.advanceAlpha, api.advanceAlpha),
@@ -135,13 +149,29 @@ function reflection(): ReflectionService {
  */
 export const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
 
-export function widenFlowControlWindow(server: Server, window: number, log: (message: string) => void): void {
-  const internal = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
-  if (!(internal instanceof Map)) {
-    log("grpc-js internals changed: the server keeps HTTP/2's default flow-control window");
-    return;
+/**
+ * grpc-js's HTTP/2 servers (a private field, pinned grpc-js version: package.json). Every step is
+ * checked, so a shape change logs and leaves the defaults instead of failing start-up.
+ */
+function http2ServersOf(server: Server, log: (message: string) => void, what: string): EventEmitter[] {
+  try {
+    const internal = (server as unknown as { http2Servers?: unknown }).http2Servers;
+    if (!(internal instanceof Map)) throw new Error("Server.http2Servers is not a Map");
+    const servers = [...(internal as Map<unknown, unknown>).keys()];
+    for (const candidate of servers) {
+      const on = (candidate as { on?: unknown; prependListener?: unknown } | null)?.on;
+      const prepend = (candidate as { prependListener?: unknown } | null)?.prependListener;
+      if (typeof on !== "function" || typeof prepend !== "function") throw new Error("an HTTP/2 server is not an EventEmitter");
+    }
+    return servers as EventEmitter[];
+  } catch (error) {
+    log(`grpc-js internals changed (${(error as Error).message}): ${what}`);
+    return [];
   }
-  for (const http2Server of internal.keys()) {
+}
+
+export function widenFlowControlWindow(server: Server, window: number, log: (message: string) => void): void {
+  for (const http2Server of http2ServersOf(server, log, "the server keeps HTTP/2's default flow-control window")) {
     http2Server.on("session", (session: Http2Session) => {
       try {
         session.setLocalWindowSize(window);
@@ -153,11 +183,47 @@ export function widenFlowControlWindow(server: Server, window: number, log: (mes
   }
 }
 
+/**
+ * Per-stream transport rules grpc-js has no option for:
+ * - node keeps only the first of repeated authorization header fields in the parsed headers; the
+ *   raw list still has them all. This runs before grpc-js sees the stream and marks such a
+ *   request, so the call guard refuses it (UNAUTHENTICATED) instead of silently using the first.
+ * - once the server has sent its whole response (a status after a rejection or the idle
+ *   timeout) while the client is still sending, the stream is reset with NO_ERROR (RFC 9113
+ *   §8.1), so the server stops reading and a half-sent message is not kept for the client's sake.
+ */
+export function guardStreams(server: Server, log: (message: string) => void): void {
+  for (const http2Server of http2ServersOf(server, log, "repeated authorization headers are not detected and finished streams are not reset")) {
+    http2Server.prependListener("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: unknown) => {
+      try {
+        delete headers[DUPLICATE_AUTHORIZATION_MARK];
+        if (Array.isArray(raw)) {
+          let seen = 0;
+          for (let i = 0; i < raw.length; i += 2) if (String(raw[i]).toLowerCase() === "authorization") seen += 1;
+          if (seen > 1) headers[DUPLICATE_AUTHORIZATION_MARK] = "1";
+        }
+        stream.once("finish", () => {
+          if (!stream.readableEnded && !stream.destroyed) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+        });
+      } catch (error) {
+        log(`could not guard an HTTP/2 stream: ${(error as Error).message}`);
+      }
+    });
+  }
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, log } = options;
+  const limits = config.limits ?? DEFAULT_LIMITS;
   const server = new Server({
     "grpc.max_receive_message_length": config.maxMessageBytes,
     "grpc.max_send_message_length": config.maxMessageBytes,
+    // DESIGN §2.0: what one connection can hold. Streams are advertised in SETTINGS.
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    "grpc.max_connection_idle_ms": limits.connectionIdleMs,
+    "grpc.max_connection_age_ms": limits.connectionAgeMs,
+    "grpc.max_connection_age_grace_ms": limits.connectionAgeGraceMs,
+    interceptors: [callGuard({ authToken: config.authToken, streamIdleMs: limits.streamIdleMs })],
   });
   const adapterOptions: AdapterOptions = {
     authToken: config.authToken,
@@ -175,6 +241,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     );
   });
   widenFlowControlWindow(server, FLOW_CONTROL_WINDOW, log);
+  guardStreams(server, log);
   let draining = false;
   const setServing = (serving: boolean): void => {
     const status = serving && !draining ? "SERVING" : "NOT_SERVING";

@@ -8,6 +8,7 @@ const CODES: Record<KasminaErrorCode, Status> = {
   failed_precondition: Status.FAILED_PRECONDITION,
   permission_denied: Status.PERMISSION_DENIED,
   resource_exhausted: Status.RESOURCE_EXHAUSTED,
+  deadline_exceeded: Status.DEADLINE_EXCEEDED,
   unavailable: Status.UNAVAILABLE,
   unauthenticated: Status.UNAUTHENTICATED,
   unimplemented: Status.UNIMPLEMENTED,
