@@ -34,7 +34,17 @@ async function main(): Promise<void> {
   }
   let app: App;
   try {
-    app = await createApp(config, { metrics, tracer: otel.tracer, log, version: ver });
+    app = await createApp(config, {
+      metrics,
+      tracer: otel.tracer,
+      log,
+      version: ver,
+      // Memory is now ahead of the file: stop, so a restart serves exactly what was committed.
+      onStoreFailure: (error) => {
+        log(`state store write failed (${config.state === "sqlite" ? `KASMINA_STATE_PATH=${config.statePath}` : "KASMINA_STATE=memory"}): ${error.message}; exiting`);
+        process.exit(1);
+      },
+    });
   } catch (error) {
     if (error instanceof ConfigError) {
       log(`configuration error: ${error.message}`);

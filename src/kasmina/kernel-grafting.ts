@@ -1,13 +1,13 @@
 // Kernel acquisition and grafting (spec §8, §14.3): germinate, fetch or prefetch, fallback,
 // attachment, resume, and the prefetch replies.
-import { SeedLifecycleGate as Gate, type KernelArtifactError, type KernelArtifactReady, SeedLifecycleStage as Stage, type TelemetryEvent, TelemetryLevel } from "../leyline.js";
+import { SeedLifecycleGate as Gate, type KernelArtifactError, type KernelArtifactReady, SeedLifecycleStage as Stage, type TelemetryEvent } from "../leyline.js";
 import { breakerStateName } from "./circuit-breaker.js";
 import { evaluateGate } from "./gates.js";
 import { IDENTITY_KERNEL, type Kernel, kernelParameterKey } from "./kernel-runtime.js";
 import { canTransition, isCollectingStage } from "./lifecycle.js";
 import { ParameterConflictError } from "./parameter-registry.js";
 import type { SeedContext } from "./seed-context.js";
-import { event, info, warning } from "./telemetry.js";
+import { info, warning } from "./telemetry.js";
 import { fmt } from "./run-types.js";
 import { LifecycleGates, syntheticG1 } from "./lifecycle-gates.js";
 
@@ -15,7 +15,7 @@ export abstract class KernelGrafting extends LifecycleGates {
   // ---------------------------------------------------------------- germinate / attach
 
   /** Spec §8.1 with DESIGN decisions 4, 8, 9, 10, 16 and 27. */
-  protected graft(seedId: string, blueprintId: string, parameters: ReadonlyMap<string, number>, runIdAnnotation: string | undefined): TelemetryEvent[] {
+  protected graft(seedId: string, blueprintId: string, parameters: ReadonlyMap<string, number>): TelemetryEvent[] {
     const events: TelemetryEvent[] = [];
     const ctx = this.getOrCreate(seedId);
     if (ctx.stage === Stage.SEED_STAGE_EMBARGOED && ctx.embargoUntil !== null && this.clock.monotonic() < ctx.embargoUntil) {
@@ -36,29 +36,18 @@ export abstract class KernelGrafting extends LifecycleGates {
     ctx.metadata.set("blueprint_id", blueprintId);
     if (!this.ensureGate(ctx, Gate.SEED_GATE_G0_SANITY, events, { blueprintId, parameters })) return events;
 
-    const trainingRunId = (runIdAnnotation ?? "").trim() || this.trainingRunId;
-    if (this.prefetch !== undefined && trainingRunId === undefined) {
-      // DESIGN decision 8: no placeholder run id; the germinate fails loudly and changes nothing more.
-      events.push(
-        event("prefetch_request_failed", TelemetryLevel.TELEMETRY_LEVEL_ERROR, {
-          seed_id: seedId,
-          blueprint_id: blueprintId,
-          reason: "prefetch request missing training_run_id (annotation training_run_id or KASMINA_TRAINING_RUN_ID)",
-        }),
-      );
-      return events;
-    }
     if (!this.transitionOrReject(ctx, Stage.SEED_STAGE_GERMINATED, events)) return events;
 
-    if (this.prefetch !== undefined && trainingRunId !== undefined) {
+    // DESIGN decision 8 via §2.1: every call has a run, and the request carries its id.
+    if (this.prefetch !== undefined) {
       let requestId: string;
       try {
-        requestId = this.prefetch.requestKernel(seedId, blueprintId, trainingRunId);
+        requestId = this.prefetch.requestKernel(seedId, blueprintId, this.runId);
       } catch (error) {
         events.push(...this.gateFailure(ctx, syntheticG1((error as Error).message, { blueprint_id: blueprintId })));
         return events;
       }
-      this.pendingPrefetch.set(requestId, { seedId, blueprintId });
+      this.state.pendingPrefetch.set(requestId, { seedId, blueprintId });
       ctx.metadata.set("prefetch_request_id", requestId);
       ctx.metadata.set("pending_kernel", "true");
       events.push(info("prefetch_requested", { seed_id: seedId, blueprint_id: blueprintId, request_id: requestId }));
@@ -98,7 +87,7 @@ export abstract class KernelGrafting extends LifecycleGates {
         const latency = fetched.latencyMs ?? (this.clock.monotonic() - started) * 1000;
         if (latency > this.latencyBudgetMs) {
           ctx.lastKernelLatencyMs = latency;
-          this.lastFetchLatencyMs = latency;
+          this.state.lastFetchLatencyMs = latency;
           events.push(this.breakerEvent(seedId, this.kernelBreaker.recordFailure("latency_budget_exceeded")));
           kernel = this.loadFallback(ctx);
           usedFallback = true;
@@ -123,16 +112,16 @@ export abstract class KernelGrafting extends LifecycleGates {
 
   protected recordFetchWithinBudget(ctx: SeedContext, latency: number, events: TelemetryEvent[]): void {
     ctx.lastKernelLatencyMs = latency;
-    this.lastFetchLatencyMs = latency;
+    this.state.lastFetchLatencyMs = latency;
     ctx.usedFallback = false;
-    this.lastFallbackUsed = false;
+    this.state.lastFallbackUsed = false;
     const success = this.kernelBreaker.recordSuccess();
     if (success !== undefined) events.push(this.breakerEvent(ctx.seedId, success));
   }
 
   /** Spec §8.3. */
   protected loadFallback(ctx: SeedContext): Kernel {
-    this.lastFallbackUsed = true;
+    this.state.lastFallbackUsed = true;
     ctx.usedFallback = true;
     ctx.metadata.set("performance_status", "fallback");
     if (this.fallbackBlueprintId !== undefined) {
@@ -159,7 +148,7 @@ export abstract class KernelGrafting extends LifecycleGates {
       throw error;
     }
     this.memory.kernelCache.set(ctx.seedId, kernel);
-    if (trainable.some((key) => this.hostParameters.has(key))) events.push(...this.recordViolation(ctx.seedId));
+    if (trainable.some((key) => this.state.hostParameters.has(key))) events.push(...this.recordViolation(ctx.seedId));
     return undefined;
   }
 
@@ -185,7 +174,7 @@ export abstract class KernelGrafting extends LifecycleGates {
 
   /** Spec §5.4 (resume). */
   protected resume(seedId: string): TelemetryEvent[] {
-    const ctx = this.seeds.get(seedId);
+    const ctx = this.state.seeds.get(seedId);
     if (ctx === undefined) return [];
     const events: TelemetryEvent[] = [];
     ctx.metadata.set("paused", "false");
@@ -235,7 +224,7 @@ export abstract class KernelGrafting extends LifecycleGates {
         return events;
       }
     }
-    const session = this.sessions.get(seedId);
+    const session = this.state.sessions.get(seedId);
     if (session !== undefined) {
       if (isCollectingStage(ctx.stage)) session.enableCollection();
       else {
@@ -250,10 +239,10 @@ export abstract class KernelGrafting extends LifecycleGates {
 
   /** Spec §14.3 (ready). The coordinator turns a ready reply for another blueprint into an error (decision 23). */
   processPrefetchReady(ready: KernelArtifactReady): void {
-    const pending = this.pendingPrefetch.get(ready.requestId);
+    const pending = this.state.pendingPrefetch.get(ready.requestId);
     if (pending === undefined) return;
-    this.pendingPrefetch.delete(ready.requestId);
-    const ctx = this.seeds.get(pending.seedId);
+    this.state.pendingPrefetch.delete(ready.requestId);
+    const ctx = this.state.seeds.get(pending.seedId);
     if (ctx === undefined) return;
     const events: TelemetryEvent[] = [info("prefetch_ready", { seed_id: pending.seedId, blueprint_id: pending.blueprintId, request_id: ready.requestId })];
     ctx.metadata.set("pending_kernel", "false");
@@ -277,10 +266,10 @@ export abstract class KernelGrafting extends LifecycleGates {
 
   /** Spec §14.3 (error): the seed is culled and embargoed. */
   processPrefetchError(error: KernelArtifactError): void {
-    const pending = this.pendingPrefetch.get(error.requestId);
+    const pending = this.state.pendingPrefetch.get(error.requestId);
     if (pending === undefined) return;
-    this.pendingPrefetch.delete(error.requestId);
-    const ctx = this.seeds.get(pending.seedId);
+    this.state.pendingPrefetch.delete(error.requestId);
+    const ctx = this.state.seeds.get(pending.seedId);
     if (ctx === undefined) return;
     ctx.metadata.set("pending_kernel", "false");
     const events = [warning("prefetch_error", { seed_id: pending.seedId, blueprint_id: pending.blueprintId, reason: error.reason })];
@@ -294,6 +283,6 @@ export abstract class KernelGrafting extends LifecycleGates {
   }
 
   pendingPrefetchCount(): number {
-    return this.pendingPrefetch.size;
+    return this.state.pendingPrefetch.size;
   }
 }

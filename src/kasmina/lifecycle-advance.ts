@@ -24,7 +24,7 @@ export abstract class LifecycleAdvance extends KernelGrafting {
     const step = DRIVEN_STEPS.get(operation);
     if (this.pacing === "immediate" || step === undefined) return [];
     const events: TelemetryEvent[] = [];
-    const ctx = this.seeds.get(seedId);
+    const ctx = this.state.seeds.get(seedId);
     const opName = seedOperationToJSON(operation);
     let problem: string | undefined;
     if (ctx === undefined) problem = "seed not managed";
@@ -54,7 +54,7 @@ export abstract class LifecycleAdvance extends KernelGrafting {
 
   /** Spec §8.6 with DESIGN decision 5. */
   protected retire(seedId: string): TelemetryEvent[] {
-    const ctx = this.seeds.get(seedId);
+    const ctx = this.state.seeds.get(seedId);
     if (ctx === undefined) return [];
     const events: TelemetryEvent[] = [];
     const blueprintId = ctx.metadata.get("blueprint_id");
@@ -72,9 +72,9 @@ export abstract class LifecycleAdvance extends KernelGrafting {
     this.registry.deregisterSeed(seedId);
     this.memory.kernelCache.delete(seedId);
     if (blueprintId !== undefined) this.gpuCache?.delete(blueprintId);
-    for (const [requestId, pending] of this.pendingPrefetch) {
+    for (const [requestId, pending] of this.state.pendingPrefetch) {
       if (pending.seedId !== seedId) continue;
-      this.pendingPrefetch.delete(requestId);
+      this.state.pendingPrefetch.delete(requestId);
       this.prefetch?.cancel?.(requestId);
     }
     this.recordRollback(ctx, "retired");
@@ -85,13 +85,13 @@ export abstract class LifecycleAdvance extends KernelGrafting {
 
   /** Spec §5.4 (pause). */
   protected pause(seedId: string): TelemetryEvent[] {
-    const ctx = this.seeds.get(seedId);
+    const ctx = this.state.seeds.get(seedId);
     if (ctx === undefined) return [];
     ctx.metadata.set("paused", "true");
     ctx.metadata.set("performance_status", "paused");
     ctx.kernel = IDENTITY_KERNEL;
     ctx.kernelAttached = false;
-    const session = this.sessions.get(seedId);
+    const session = this.state.sessions.get(seedId);
     session?.disableCollection();
     session?.reset();
     return [warning("seed_paused", { seed_id: seedId })];
@@ -105,12 +105,12 @@ export abstract class LifecycleAdvance extends KernelGrafting {
     const events = this.recordViolation(seedId);
     if (seedId !== "") this.queueSeedEvents(seedId, events, false);
     else this.queueGlobalEvents(events);
-    return { totalViolations: this.globalViolations, breakerState: this.isolationBreaker.snapshot().state };
+    return { totalViolations: this.state.globalViolations, breakerState: this.isolationBreaker.snapshot().state };
   }
 
   /** Spec §15.4; unknown seeds are the caller's NOT_FOUND. */
   advanceAlpha(seedId: string, steps: number): { alpha: number; alphaSteps: number; stage: Stage } | undefined {
-    const ctx = this.seeds.get(seedId);
+    const ctx = this.state.seeds.get(seedId);
     if (ctx === undefined) return undefined;
     if (ctx.stage === Stage.SEED_STAGE_BLENDING) {
       ctx.alphaSteps += Math.max(steps, 0);
@@ -122,9 +122,9 @@ export abstract class LifecycleAdvance extends KernelGrafting {
 
   /** Spec §15.3 with DESIGN decision 13: sessions are closed and re-created for attached seeds. */
   registerHost(parameters: readonly ParameterSpecInput[]): number {
-    this.hostParameters = new Set(parameters.map((p) => p.key));
-    for (const seedId of [...this.sessions.keys()]) this.closeSession(seedId);
-    for (const ctx of this.seeds.values()) {
+    this.state.hostParameters = new Set(parameters.map((p) => p.key));
+    for (const seedId of [...this.state.sessions.keys()]) this.closeSession(seedId);
+    for (const ctx of this.state.seeds.values()) {
       if (!ctx.kernelAttached || ctx.kernel === undefined) continue;
       const kernel = ctx.kernel;
       this.openSession(
@@ -132,7 +132,7 @@ export abstract class LifecycleAdvance extends KernelGrafting {
         kernel.parameters.filter((p) => p.trainable).map((p) => kernelParameterKey(ctx.seedId, p)),
       );
     }
-    return this.hostParameters.size;
+    return this.state.hostParameters.size;
   }
 
   /** Spec §11.5 with DESIGN decision 3 (the teacher is pinned). */
@@ -152,7 +152,7 @@ export abstract class LifecycleAdvance extends KernelGrafting {
   updateEpoch(epoch: number): GcReport {
     // Spec §11.3: a negative epoch is an error (and changes nothing).
     if (!(epoch >= 0)) throw invalidArgument("epoch must be non-negative");
-    this.epoch = epoch;
+    this.state.epoch = epoch;
     this.memory.cleanup();
     const result: GcResult = this.memory.periodicGc(epoch);
     if (!result.ran) {

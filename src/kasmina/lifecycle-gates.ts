@@ -19,7 +19,7 @@ export abstract class LifecycleGates extends TelemetryFlush {
       lastLatencyMs: ctx.lastKernelLatencyMs,
       latencyBudgetMs: this.latencyBudgetMs,
       fallbackUsed: ctx.usedFallback,
-      hostParamsRegistered: this.hostParameters.size > 0,
+      hostParamsRegistered: this.state.hostParameters.size > 0,
       interfaceChecksOk: ctx.metadata.get("interface_checks") === "ok",
       performanceStatus: ctx.metadata.get("performance_status") ?? "nominal",
       resetClean: !ctx.kernelAttached && ctx.isolationViolations === 0,
@@ -73,35 +73,35 @@ export abstract class LifecycleGates extends TelemetryFlush {
 
   protected openSession(ctx: SeedContext, seedParameters: readonly string[]): void {
     this.closeSession(ctx.seedId);
-    if (this.isolation === undefined || this.hostParameters.size === 0) return;
+    if (this.isolation === undefined || this.state.hostParameters.size === 0) return;
     try {
-      const session = this.isolation.openSession(ctx.seedId, [...this.hostParameters], seedParameters);
+      const session = this.isolation.openSession(ctx.seedId, [...this.state.hostParameters], seedParameters);
       if (!isCollectingStage(ctx.stage)) session.disableCollection();
-      this.sessions.set(ctx.seedId, session);
+      this.state.sessions.set(ctx.seedId, session);
     } catch (error) {
       this.log(`isolation session for ${ctx.seedId} could not be opened: ${(error as Error).message}`);
     }
   }
 
   protected closeSession(seedId: string): void {
-    this.sessions.get(seedId)?.close();
-    this.sessions.delete(seedId);
+    this.state.sessions.get(seedId)?.close();
+    this.state.sessions.delete(seedId);
   }
 
 
 
   protected recordViolation(seedId: string): TelemetryEvent[] {
-    this.globalViolations += 1;
+    this.state.globalViolations += 1;
     this.violationsCounter.add(1);
     if (seedId !== "") {
-      let ctx = this.seeds.get(seedId);
+      let ctx = this.state.seeds.get(seedId);
       if (ctx === undefined) ctx = this.createEphemeral(seedId);
       ctx.isolationViolations += 1;
       ctx.metadata.set("performance_status", "violations");
     }
     const breaker = this.isolationBreaker.recordFailure("isolation_violation");
     const open = this.isolationBreaker.snapshot().state === BreakerState.OPEN;
-    const attributes: Attributes = { violations: String(this.globalViolations) };
+    const attributes: Attributes = { violations: String(this.state.globalViolations) };
     if (seedId !== "") attributes["seed_id"] = seedId;
     return [
       event("violation_recorded", open ? TelemetryLevel.TELEMETRY_LEVEL_CRITICAL : TelemetryLevel.TELEMETRY_LEVEL_WARNING, attributes),

@@ -1,7 +1,8 @@
 // The state one training run owns (spec §2.1: seeds, ephemeral marks, sessions, rollback records,
 // breakers, caches, queues, the packet log) and the helpers every part of the manager shares:
 // contexts, transitions, breaker events and the read-only queries.
-import { MessagePriority, type SeedState, SeedLifecycleStage as Stage, type TelemetryEvent, TelemetryLevel, type TelemetryPacket } from "../leyline.js";
+import type { MessagePriority} from "../leyline.js";
+import { type SeedState, SeedLifecycleStage as Stage, type TelemetryEvent, TelemetryLevel, type TelemetryPacket } from "../leyline.js";
 import { AlphaSchedule } from "./alpha-schedule.js";
 import { type BreakerEvent, BreakerState, breakerStateName, CircuitBreaker } from "./circuit-breaker.js";
 import type { CommandVerifier } from "./command-verifier.js";
@@ -13,9 +14,9 @@ import { ParameterRegistry } from "./parameter-registry.js";
 import { type Clock, type Counter, noopMetrics } from "./ports.js";
 import type { CacheStatsView } from "./packet-content.js";
 import { makeEventQueue, SeedContext } from "./seed-context.js";
-import type { SeedQueue } from "./seed-queue.js";
 import { type Attributes, event, info, PacketLog, warning } from "./telemetry.js";
-import { fmt, GLOBAL_QUEUE_CAPACITY, type IsolationPort, type IsolationSessionHandle, type LifecyclePacing, type PendingPrefetch, type PrefetchPort, type SeedManagerOptions, TEACHER_BUDGET_GB } from "./run-types.js";
+import { newRunState, type RunState } from "./run-state.js";
+import { fmt, GLOBAL_QUEUE_CAPACITY, type IsolationPort, type IsolationSessionHandle, type LifecyclePacing, type PrefetchPort, type SeedManagerOptions, TEACHER_BUDGET_GB } from "./run-types.js";
 
 export abstract class RunCore {
   protected readonly runtime: KernelRuntime;
@@ -28,7 +29,8 @@ export abstract class RunCore {
   protected readonly pacing: LifecyclePacing;
   protected readonly isolation: IsolationPort | undefined;
   protected prefetch: PrefetchPort | undefined;
-  protected readonly trainingRunId: string | undefined;
+  /** The training run this manager serves (DESIGN §2.1). */
+  readonly runId: string;
   protected readonly teacherBudgetGb: number;
 
   readonly kernelBreaker: CircuitBreaker;
@@ -39,21 +41,8 @@ export abstract class RunCore {
   readonly registry = new ParameterRegistry();
   readonly packets: PacketLog;
 
-  protected readonly seeds = new Map<string, SeedContext>();
-  protected readonly ephemeral = new Set<string>();
-  protected readonly sessions = new Map<string, IsolationSessionHandle>();
-  protected readonly rollbacks = new Map<string, Record<string, string>>();
-  protected readonly pendingPrefetch = new Map<string, PendingPrefetch>();
-  protected readonly globalQueue: SeedQueue<TelemetryEvent>;
-  protected globalPriority = MessagePriority.MESSAGE_PRIORITY_NORMAL;
-  protected hostParameters = new Set<string>();
-  protected packetCounter = 0;
-  protected lastPriorityValue = MessagePriority.MESSAGE_PRIORITY_NORMAL;
-  protected globalViolations = 0;
-  protected lastFetchLatencyMs = 0;
-  protected lastFallbackUsed = false;
-  protected lastRollbackLatencyMs = 0;
-  protected epoch = 0;
+  /** Everything this run owns that changes (DESIGN §2.1); the store persists it through run-state-codec.ts. */
+  readonly state: RunState;
   /** Events produced by the command being handled, for ApplyCommandResponse.events. */
   protected produced: TelemetryEvent[] | undefined;
 
@@ -73,7 +62,7 @@ export abstract class RunCore {
     this.pacing = options.pacing ?? "driven";
     this.isolation = options.isolation;
     this.prefetch = options.prefetch;
-    this.trainingRunId = options.trainingRunId;
+    this.runId = options.trainingRunId ?? "default";
     this.teacherBudgetGb = options.teacherBudgetGb ?? TEACHER_BUDGET_GB;
     const metrics = options.metrics ?? noopMetrics;
     this.commandsCounter = metrics.counter("kasmina.commands", "Adaptation commands handled, by type and outcome");
@@ -96,7 +85,7 @@ export abstract class RunCore {
     const capacity = options.gpuCacheCapacity ?? 32;
     this.gpuCache = capacity > 0 ? new GpuKernelCache<Kernel>(capacity) : undefined;
     this.packets = new PacketLog(options.packetLogCapacity ?? 10_000);
-    this.globalQueue = makeEventQueue("kasmina", (n) => this.queueDroppedCounter.add(n, { queue: "global" }), GLOBAL_QUEUE_CAPACITY);
+    this.state = newRunState(makeEventQueue("kasmina", (n) => this.queueDroppedCounter.add(n, { queue: "global" }), GLOBAL_QUEUE_CAPACITY));
   }
 
   setPrefetch(prefetch: PrefetchPort | undefined): void {
@@ -106,15 +95,15 @@ export abstract class RunCore {
   // ---------------------------------------------------------------- queries
 
   get currentEpoch(): number {
-    return this.epoch;
+    return this.state.epoch;
   }
 
   get globalViolationCount(): number {
-    return this.globalViolations;
+    return this.state.globalViolations;
   }
 
   get lastPriority(): MessagePriority {
-    return this.lastPriorityValue;
+    return this.state.lastPriorityValue;
   }
 
   get hasVerifier(): boolean {
@@ -123,36 +112,36 @@ export abstract class RunCore {
 
   /** Managed (non-ephemeral) seed ids. */
   seedIds(): string[] {
-    return [...this.seeds.keys()].filter((id) => !this.ephemeral.has(id));
+    return [...this.state.seeds.keys()].filter((id) => !this.state.ephemeral.has(id));
   }
 
   /** Every context, ephemeral ones included (as `kasmina.seeds.active` counts them). */
   get contextCount(): number {
-    return this.seeds.size;
+    return this.state.seeds.size;
   }
 
   hasSeed(seedId: string): boolean {
-    return this.seeds.has(seedId);
+    return this.state.seeds.has(seedId);
   }
 
   stageOf(seedId: string): Stage | undefined {
-    return this.seeds.get(seedId)?.stage;
+    return this.state.seeds.get(seedId)?.stage;
   }
 
   seedView(seedId: string): Readonly<SeedContext> | undefined {
-    return this.seeds.get(seedId);
+    return this.state.seeds.get(seedId);
   }
 
   isEphemeral(seedId: string): boolean {
-    return this.ephemeral.has(seedId);
+    return this.state.ephemeral.has(seedId);
   }
 
   isolationSession(seedId: string): IsolationSessionHandle | undefined {
-    return this.sessions.get(seedId);
+    return this.state.sessions.get(seedId);
   }
 
   rollbackPayload(seedId: string): Record<string, string> | undefined {
-    const record = this.rollbacks.get(seedId);
+    const record = this.state.rollbacks.get(seedId);
     return record === undefined ? undefined : { ...record };
   }
 
@@ -161,13 +150,13 @@ export abstract class RunCore {
   }
 
   seedState(seedId: string): SeedState | undefined {
-    const ctx = this.seeds.get(seedId);
+    const ctx = this.state.seeds.get(seedId);
     return ctx === undefined ? undefined : this.stateOf(ctx);
   }
 
   /** Spec §15.1 with DESIGN decision 7 (blend_allowed). */
   exportSeedStates(): SeedState[] {
-    return [...this.seeds.values()].map((ctx) => this.stateOf(ctx));
+    return [...this.state.seeds.values()].map((ctx) => this.stateOf(ctx));
   }
 
   gpuCacheStats(): CacheStatsView | undefined {
@@ -202,7 +191,7 @@ export abstract class RunCore {
 
   /** Spec §3.3. */
   protected afterTransition(ctx: SeedContext): void {
-    const session = this.sessions.get(ctx.seedId);
+    const session = this.state.sessions.get(ctx.seedId);
     switch (ctx.stage) {
       case Stage.SEED_STAGE_TRAINING:
         session?.enableCollection();
@@ -241,27 +230,27 @@ export abstract class RunCore {
       seedId,
       makeEventQueue(seedId, (n) => this.queueDroppedCounter.add(n, { queue: "seed" })),
     );
-    this.seeds.set(seedId, ctx);
+    this.state.seeds.set(seedId, ctx);
     return ctx;
   }
 
   /** Germinate's context: DESIGN decision 16 clears an ephemeral mark. */
   protected getOrCreate(seedId: string): SeedContext {
-    this.ephemeral.delete(seedId);
-    return this.seeds.get(seedId) ?? this.newContext(seedId);
+    this.state.ephemeral.delete(seedId);
+    return this.state.seeds.get(seedId) ?? this.newContext(seedId);
   }
 
   protected createEphemeral(seedId: string): SeedContext {
     const ctx = this.newContext(seedId);
-    this.ephemeral.add(seedId);
+    this.state.ephemeral.add(seedId);
     return ctx;
   }
 
   protected recordRollback(ctx: SeedContext, reason: string): number {
     const started = performance.now();
-    this.rollbacks.set(ctx.seedId, { seed_id: ctx.seedId, stage: stageName(ctx.stage), reason });
+    this.state.rollbacks.set(ctx.seedId, { seed_id: ctx.seedId, stage: stageName(ctx.stage), reason });
     const latency = performance.now() - started;
-    this.lastRollbackLatencyMs = latency;
+    this.state.lastRollbackLatencyMs = latency;
     return latency;
   }
 
@@ -279,7 +268,7 @@ export abstract class RunCore {
         ["alpha_temperature", this.alphaSchedule.temperature],
         ["blend_allowed", blendAllowed(ctx.stage) ? 1.0 : 0.0],
       ]),
-      ageEpochs: this.epoch,
+      ageEpochs: this.state.epoch,
       riskScore: 0,
     };
   }

@@ -55,6 +55,7 @@ export interface SeedManagerOptions {
   pacing?: LifecyclePacing;
   isolation?: IsolationPort;
   prefetch?: PrefetchPort;
+  /** The training run this manager serves (DESIGN §2.1); prefetch requests carry it. Default `default`. */
   trainingRunId?: string | undefined;
   packetLogCapacity?: number;
   teacherBudgetGb?: number;
@@ -62,7 +63,7 @@ export interface SeedManagerOptions {
 
 export type CommandOutcome =
   | { accepted: true; events: TelemetryEvent[]; seedId: string | undefined }
-  | { accepted: false; reason: RejectionReason | "verifier_unavailable"; events: TelemetryEvent[] };
+  | { accepted: false; reason: RejectionReason | "verifier_unavailable" | "training_run_mismatch"; events: TelemetryEvent[] };
 
 export interface GcReport {
   ran: boolean;

@@ -9,6 +9,9 @@ import { emergencyEventAttributes } from "./memory-governor.js";
 import { type Attributes, event, info, warning } from "./telemetry.js";
 import type { CommandOutcome } from "./run-types.js";
 import { LifecycleAdvance } from "./lifecycle-advance.js";
+import { kernelParameterKey } from "./kernel-runtime.js";
+import { syntheticG1 } from "./lifecycle-gates.js";
+import type { SeedContext } from "./seed-context.js";
 
 export * from "./run-types.js";
 
@@ -33,6 +36,13 @@ export class SeedManager extends LifecycleAdvance {
         this.commandsCounter.add(1, { command_type: commandType, outcome: "rejected", reason: verdict.reason });
         return { accepted: false, reason: verdict.reason, events: produced };
       }
+      // DESIGN §2.1: a command signed for another run is refused (its id is spent: it was genuine and fresh).
+      const signedRun = command.annotations.get("training_run_id");
+      if (signedRun !== undefined && signedRun !== this.runId) {
+        this.reject(command, "training_run_mismatch");
+        this.commandsCounter.add(1, { command_type: commandType, outcome: "rejected", reason: "training_run_mismatch" });
+        return { accepted: false, reason: "training_run_mismatch", events: produced };
+      }
       const { events, seedTarget, removeAfterFlush } = this.dispatch(command);
       events.push(...this.tamiyoAnnotations(command, seedTarget));
       if (events.length > 0) {
@@ -46,7 +56,7 @@ export class SeedManager extends LifecycleAdvance {
     }
   }
 
-  protected reject(command: AdaptationCommand, reason: RejectionReason | "verifier_unavailable"): void {
+  protected reject(command: AdaptationCommand, reason: RejectionReason | "verifier_unavailable" | "training_run_mismatch"): void {
     const attributes: Attributes = reason === "verifier_unavailable" ? { reason } : { reason, command_id: command.commandId };
     const events = [event("command_rejected", TelemetryLevel.TELEMETRY_LEVEL_ERROR, attributes)];
     // Resilience path (spec §5.9): Tamiyo's annotations are still reported, without metadata.
@@ -73,7 +83,7 @@ export class SeedManager extends LifecycleAdvance {
       if (seedId === "") return { events, seedTarget: seedId, removeAfterFlush };
       switch (op.operation) {
         case SeedOperation.SEED_OP_GERMINATE:
-          events.push(...this.graft(seedId, op.blueprintId, op.parameters, command.annotations.get("training_run_id")));
+          events.push(...this.graft(seedId, op.blueprintId, op.parameters));
           break;
         case SeedOperation.SEED_OP_CULL:
         case SeedOperation.SEED_OP_CANCEL:
@@ -122,5 +132,50 @@ export class SeedManager extends LifecycleAdvance {
     } catch (error) {
       return [warning("breaker_command_invalid", { desired_state: String(desired), error: (error as Error).message })];
     }
+  }
+
+  /** CloseTrainingRun (DESIGN §2.1): every managed seed retired (rollback records written) and flushed. */
+  retireAll(): number {
+    const ids = this.seedIds();
+    for (const seedId of ids) this.queueSeedEvents(seedId, this.retire(seedId), true);
+    for (const seedId of [...this.state.sessions.keys()]) this.closeSession(seedId);
+    return ids.length;
+  }
+
+  // ---------------------------------------------------------------- restart (DESIGN §2.2)
+
+  /** A context restored by the state store. */
+  adoptRestoredSeed(seedId: string, ephemeral: boolean): SeedContext {
+    const ctx = this.newContext(seedId);
+    if (ephemeral) this.state.ephemeral.add(seedId);
+    return ctx;
+  }
+
+  /** Isolation sessions are not durable: attached seeds get fresh ones, at zero. */
+  reopenSessions(): void {
+    for (const ctx of this.state.seeds.values()) {
+      if (!ctx.kernelAttached || ctx.kernel === undefined) continue;
+      this.openSession(ctx, ctx.kernel.parameters.filter((p) => p.trainable).map((p) => kernelParameterKey(ctx.seedId, p)));
+    }
+  }
+
+  /** Prefetch requests outstanding before a restart are published again, under new ids. */
+  republishPending(): number {
+    const prefetch = this.prefetch;
+    if (prefetch === undefined) return 0;
+    const pending = [...this.state.pendingPrefetch];
+    this.state.pendingPrefetch.clear();
+    for (const [, { seedId, blueprintId }] of pending) {
+      const ctx = this.state.seeds.get(seedId);
+      if (ctx === undefined) continue;
+      try {
+        const requestId = prefetch.requestKernel(seedId, blueprintId, this.runId);
+        this.state.pendingPrefetch.set(requestId, { seedId, blueprintId });
+        ctx.metadata.set("prefetch_request_id", requestId);
+      } catch (error) {
+        this.queueSeedEvents(seedId, this.gateFailure(ctx, syntheticG1((error as Error).message, { blueprint_id: blueprintId })), false);
+      }
+    }
+    return pending.length;
   }
 }

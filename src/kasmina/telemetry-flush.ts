@@ -12,7 +12,7 @@ export abstract class TelemetryFlush extends RunCore {
   /** Spec §10 / §9.7: queue on a seed; flush at once on removal or CRITICAL. */
   queueSeedEvents(seedId: string, events: TelemetryEvent[], removeAfterFlush: boolean): void {
     this.produced?.push(...events);
-    const ctx = this.seeds.get(seedId) ?? this.createEphemeral(seedId);
+    const ctx = this.state.seeds.get(seedId) ?? this.createEphemeral(seedId);
     const droppedBefore = ctx.queue.dropped;
     ctx.queue.pushAll(events);
     let priority = priorityOfEvents(events, ctx.pendingPriority);
@@ -28,9 +28,9 @@ export abstract class TelemetryFlush extends RunCore {
   queueGlobalEvents(events: TelemetryEvent[]): void {
     if (events.length === 0) return;
     this.produced?.push(...events);
-    this.globalQueue.pushAll(events);
-    this.globalPriority = priorityOfEvents(events, this.globalPriority);
-    if (this.globalPriority === MessagePriority.MESSAGE_PRIORITY_CRITICAL) this.flushGlobal(undefined);
+    this.state.globalQueue.pushAll(events);
+    this.state.globalPriority = priorityOfEvents(events, this.state.globalPriority);
+    if (this.state.globalPriority === MessagePriority.MESSAGE_PRIORITY_CRITICAL) this.flushGlobal(undefined);
   }
 
   protected flushSeedNow(ctx: SeedContext, remove: boolean): void {
@@ -38,12 +38,12 @@ export abstract class TelemetryFlush extends RunCore {
     ctx.pendingPriority = MessagePriority.MESSAGE_PRIORITY_NORMAL;
     ctx.metadata.delete("pending_removal");
     if (remove) {
-      this.seeds.delete(ctx.seedId);
-      this.ephemeral.delete(ctx.seedId);
+      this.state.seeds.delete(ctx.seedId);
+      this.state.ephemeral.delete(ctx.seedId);
       return;
     }
     // Spec §2.4 quirk kept: an immediate flush without removal makes an ephemeral seed permanent.
-    this.ephemeral.delete(ctx.seedId);
+    this.state.ephemeral.delete(ctx.seedId);
   }
 
   /** Spec §9.7 finalize_step; returns the number of packets emitted. */
@@ -51,19 +51,19 @@ export abstract class TelemetryFlush extends RunCore {
     let emitted = 0;
     // Spec §9.5: the global metrics prepended to the seed packets are computed once per flush.
     let globals: MetricPoint[] | undefined;
-    for (const ctx of [...this.seeds.values()]) {
+    for (const ctx of [...this.state.seeds.values()]) {
       if (ctx.queue.length === 0 && (stepIndex === undefined || stepIndex === ctx.lastStepEmitted)) continue;
       globals ??= globalMetrics(this.globalFigures());
       this.emit(this.buildSeedPacket(ctx, stepIndex, globals));
       emitted += 1;
       ctx.pendingPriority = MessagePriority.MESSAGE_PRIORITY_NORMAL;
       ctx.lastStepEmitted = stepIndex;
-      if (this.ephemeral.has(ctx.seedId)) {
-        this.seeds.delete(ctx.seedId);
-        this.ephemeral.delete(ctx.seedId);
+      if (this.state.ephemeral.has(ctx.seedId)) {
+        this.state.seeds.delete(ctx.seedId);
+        this.state.ephemeral.delete(ctx.seedId);
       }
     }
-    if (this.globalQueue.length > 0) {
+    if (this.state.globalQueue.length > 0) {
       this.flushGlobal(stepIndex);
       emitted += 1;
     }
@@ -71,19 +71,19 @@ export abstract class TelemetryFlush extends RunCore {
   }
 
   protected flushGlobal(stepIndex: bigint | undefined): void {
-    const priority = this.globalPriority;
-    const events = this.globalQueue.drain();
-    this.globalPriority = MessagePriority.MESSAGE_PRIORITY_NORMAL;
-    if (this.lastFallbackUsed) events.push(warning("fallback_applied", { lat: fmt(this.lastFetchLatencyMs, 1) }));
-    if (this.globalViolations > 0) events.push(warning("isolation_violations", { violations: String(this.globalViolations) }));
+    const priority = this.state.globalPriority;
+    const events = this.state.globalQueue.drain();
+    this.state.globalPriority = MessagePriority.MESSAGE_PRIORITY_NORMAL;
+    if (this.state.lastFallbackUsed) events.push(warning("fallback_applied", { lat: fmt(this.state.lastFetchLatencyMs, 1) }));
+    if (this.state.globalViolations > 0) events.push(warning("isolation_violations", { violations: String(this.state.globalViolations) }));
     const figures = this.globalFigures();
     const packet = buildPacket({
-      packetId: `kasmina-global-${this.packetCounter}`,
+      packetId: `kasmina-global-${this.state.packetCounter}`,
       wallMs: this.clock.wallMs(),
       metrics: globalMetrics(figures),
       events,
       ...globalHealth(figures),
-      indicators: { seeds: String(this.seeds.size), priority: messagePriorityToJSON(priority), step_index: stepIndex === undefined ? "" : stepIndex.toString() },
+      indicators: { seeds: String(this.state.seeds.size), priority: messagePriorityToJSON(priority), step_index: stepIndex === undefined ? "" : stepIndex.toString() },
     });
     this.emit({ packet, priority });
   }
@@ -104,9 +104,9 @@ export abstract class TelemetryFlush extends RunCore {
       ctx.metadata.set("performance_status", health.summary);
     }
     const packet = buildPacket({
-      packetId: `kasmina-seed-${ctx.seedId}-${this.packetCounter}`,
+      packetId: `kasmina-seed-${ctx.seedId}-${this.state.packetCounter}`,
       wallMs: this.clock.wallMs(),
-      metrics: [...globals, ...seedMetrics(ctx, this.sessions.get(ctx.seedId))],
+      metrics: [...globals, ...seedMetrics(ctx, this.state.sessions.get(ctx.seedId))],
       events,
       ...health,
       indicators: { seed_id: ctx.seedId, priority: messagePriorityToJSON(priority), step_index: stepIndex === undefined ? "" : stepIndex.toString() },
@@ -117,23 +117,23 @@ export abstract class TelemetryFlush extends RunCore {
   /** Spec §9.7 emit: telemetry cache, outbound log (and its watchers), counter, last priority. */
   protected emit({ packet, priority }: { packet: TelemetryPacket; priority: MessagePriority }): void {
     this.memory.telemetryCache.set(packet.packetId, packet);
-    this.packetCounter += 1;
-    this.lastPriorityValue = priority;
+    this.state.packetCounter += 1;
+    this.state.lastPriorityValue = priority;
     this.packets.append(packet);
   }
 
   protected globalFigures(): GlobalFigures {
     return {
-      contexts: this.seeds.size,
-      violations: this.globalViolations,
-      lastFetchLatencyMs: this.lastFetchLatencyMs,
-      lastFallbackUsed: this.lastFallbackUsed,
+      contexts: this.state.seeds.size,
+      violations: this.state.globalViolations,
+      lastFetchLatencyMs: this.state.lastFetchLatencyMs,
+      lastFallbackUsed: this.state.lastFallbackUsed,
       latencyBudgetMs: this.latencyBudgetMs,
       kernelBreaker: this.kernelBreaker.snapshot(),
       kernelCache: this.memory.kernelCache.stats(),
       gpuCache: this.gpuCacheStats(),
       telemetryCacheSize: this.memory.telemetryCache.stats().size,
-      lastRollbackLatencyMs: this.lastRollbackLatencyMs,
+      lastRollbackLatencyMs: this.state.lastRollbackLatencyMs,
     };
   }
 
@@ -158,7 +158,7 @@ export abstract class TelemetryFlush extends RunCore {
   protected tamiyoAnnotations(command: AdaptationCommand, seedTarget: string): TelemetryEvent[] {
     const events = this.tamiyoEvents(command, seedTarget);
     if (events.length === 0 || seedTarget === "") return events;
-    const ctx = this.seeds.get(seedTarget) ?? this.createEphemeral(seedTarget);
+    const ctx = this.state.seeds.get(seedTarget) ?? this.createEphemeral(seedTarget);
     if (events.some((e) => e.description === "degraded_inputs")) ctx.metadata.set("tamiyo_conservative_fallback", "true");
     for (const key of TAMIYO_KEYS) {
       const value = command.annotations.get(key);

@@ -4,6 +4,8 @@ import type {
   AdvanceAlphaResponse,
   ApplyCommandRequest,
   ApplyCommandResponse,
+  CloseTrainingRunRequest,
+  CloseTrainingRunResponse,
   DrainTelemetryRequest,
   DrainTelemetryResponse,
   ExportSeedStatesRequest,
@@ -16,6 +18,8 @@ import type {
   GetRollbackPayloadResponse,
   GetStatusRequest,
   GetStatusResponse,
+  ListTrainingRunsRequest,
+  ListTrainingRunsResponse,
   RecordIsolationViolationRequest,
   RecordIsolationViolationResponse,
   RegisterHostRequest,
@@ -53,6 +57,8 @@ export interface KasminaApi {
     context: CallContext,
   ) => Promise<void>;
   getStatus: Unary<GetStatusRequest, GetStatusResponse>;
+  listTrainingRuns: Unary<ListTrainingRunsRequest, ListTrainingRunsResponse>;
+  closeTrainingRun: Unary<CloseTrainingRunRequest, CloseTrainingRunResponse>;
 }
 
 const unimplemented = (method: string) => (): never => {
@@ -76,5 +82,7 @@ export function unimplementedApi(): KasminaApi {
     drainTelemetry: unimplemented("DrainTelemetry"),
     watchTelemetry: async () => unimplemented("WatchTelemetry")(),
     getStatus: unimplemented("GetStatus"),
+    listTrainingRuns: unimplemented("ListTrainingRuns"),
+    closeTrainingRun: unimplemented("CloseTrainingRun"),
   };
 }

@@ -6,6 +6,7 @@ import type {
   CacheStats,
   GetStatusResponse,
   ParameterSpec,
+  TrainingRunSummary,
   WatchTelemetryResponse,
 } from "../../generated/esper/kasmina/v1/kasmina.js";
 import {
@@ -16,13 +17,16 @@ import {
   type AdaptationCommand,
 } from "../leyline.js";
 import { KasminaError, failedPrecondition, invalidArgument, notFound } from "../kasmina/errors.js";
-import type { ParameterSpecInput, SeedManager } from "../kasmina/seed-manager.js";
+import type { ParameterSpecInput } from "../kasmina/seed-manager.js";
+import { RUN_ID_PATTERN } from "../kasmina/training-runs.js";
 import { noopMetrics, type MetricsPort } from "../kasmina/ports.js";
 import { PacketLog } from "../kasmina/telemetry.js";
 import type { KasminaApi } from "./api.js";
+import type { CallRuns } from "./call-run.js";
 
 export interface ApiOptions {
-  manager: SeedManager;
+  /** The training runs; each call works on the one its metadata selects (DESIGN §2.1). */
+  runs: CallRuns;
   version: string;
   isolationBackend: string;
   /** The prefetch coordinator's current failure, if any (KAS-H1-006). */
@@ -107,32 +111,40 @@ export function createKasminaApi(options: ApiOptions): Pick<
   | "drainTelemetry"
   | "watchTelemetry"
   | "getStatus"
+  | "listTrainingRuns"
+  | "closeTrainingRun"
 > {
-  const { manager } = options;
+  const { runs } = options;
   const watchLimit = options.watchQueueLimit ?? 1024;
   const watchDropped = (options.metrics ?? noopMetrics).counter(
     "kasmina.telemetry.watch_dropped",
     "Packets a slow WatchTelemetry client fell too far behind to receive",
   );
   return {
-    applyCommand(request): ApplyCommandResponse {
+    applyCommand(request, context): Promise<ApplyCommandResponse> {
       const command = validateCommand(request);
+      return runs.within(context, ({ manager }) => {
       const outcome = manager.handleCommand(command);
       if (!outcome.accepted) {
         if (outcome.reason === "verifier_unavailable") {
           throw failedPrecondition("verifier_unavailable: no signing secret is configured (set ESPER_LEYLINE_SECRET); every command is refused");
         }
+        if (outcome.reason === "training_run_mismatch") {
+          throw new KasminaError("permission_denied", `training_run_mismatch: command ${JSON.stringify(command.commandId)} is signed for training run ${JSON.stringify(command.annotations.get("training_run_id")?.slice(0, 128))}, not ${JSON.stringify(manager.runId)} (metadata ${"kasmina-training-run"})`);
+        }
         throw new KasminaError("permission_denied", `${outcome.reason}: command ${JSON.stringify(command.commandId)} was rejected by verification`);
       }
       const seed = outcome.seedId === undefined ? undefined : manager.seedState(outcome.seedId);
       return { events: outcome.events, seed };
+      });
     },
 
-    finalizeStep(request) {
-      return { packetsEmitted: manager.finalizeStep(request.stepIndex) };
+    finalizeStep(request, context) {
+      return runs.within(context, ({ manager }) => ({ packetsEmitted: manager.finalizeStep(request.stepIndex) }));
     },
 
-    updateEpoch(request) {
+    updateEpoch(request, context) {
+      return runs.within(context, ({ manager }) => {
       if (request.epoch < manager.currentEpoch) {
         throw failedPrecondition(`epoch ${request.epoch} is before the current epoch ${manager.currentEpoch}; epochs only move forward`);
       }
@@ -147,52 +159,80 @@ export function createKasminaApi(options: ApiOptions): Pick<
           gcEpoch: gc.gcEpoch,
         },
       };
+      });
     },
 
-    advanceAlpha(request) {
+    advanceAlpha(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
+      return runs.within(context, ({ manager }) => {
       // proto3 cannot tell an absent `steps` from 0: 0 means the spec's default of one step.
       const result = manager.advanceAlpha(seedId, request.steps === 0 ? 1 : request.steps);
       if (result === undefined) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
       return result;
+      });
     },
 
-    exportSeedStates() {
-      return { seeds: manager.exportSeedStates(), currentEpoch: manager.currentEpoch };
+    exportSeedStates(_request, context) {
+      return runs.within(context, ({ manager }) => ({ seeds: manager.exportSeedStates(), currentEpoch: manager.currentEpoch }), false);
     },
 
-    registerHost(request) {
+    registerHost(request, context) {
       const specs = parameterSpecs(request.parameters, "parameters", false);
       if (specs.length === 0) throw invalidArgument("parameters must list at least one host parameter");
-      return { parameterCount: manager.registerHost(specs) };
+      return runs.within(context, ({ manager }) => ({ parameterCount: manager.registerHost(specs) }));
     },
 
-    registerTeacher(request) {
+    registerTeacher(request, context) {
       const parameters = parameterSpecs(request.parameters, "parameters", true);
       const buffers = parameterSpecs(request.buffers, "buffers", true);
       if (parameters.length === 0) throw invalidArgument("parameters must list at least one teacher parameter");
-      return manager.registerTeacher(parameters, buffers);
+      return runs.within(context, ({ manager }) => manager.registerTeacher(parameters, buffers));
     },
 
-    recordIsolationViolation(request) {
+    recordIsolationViolation(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
+      return runs.within(context, ({ manager }) => {
       const result = manager.recordIsolationViolation(seedId);
       return { totalViolations: result.totalViolations, isolationBreaker: result.breakerState };
+      });
     },
 
-    getRollbackPayload(request) {
+    getRollbackPayload(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
+      return runs.within(context, ({ manager }) => {
       const payload = manager.rollbackPayload(seedId);
       if (payload === undefined) throw notFound(`no rollback record for seed ${JSON.stringify(seedId)}`);
       return { payload };
+      }, false);
     },
 
-    drainTelemetry(request) {
+    drainTelemetry(request, context) {
+      return runs.within(context, ({ manager }) => {
       const packets = manager.packets.drain(request.maxPackets);
       return { packets, droppedPackets: BigInt(manager.packets.dropped), remainingPackets: BigInt(manager.packets.size) };
+      });
+    },
+
+    listTrainingRuns(_request, context) {
+      return runs.within(context, () => ({ runs: runs.runs.list().map((run): TrainingRunSummary => ({
+        trainingRunId: run.id,
+        seeds: run.manager.seedIds().length,
+        currentEpoch: run.manager.currentEpoch,
+        lastActivityUnixMs: BigInt(Math.round(run.lastActivityMs)),
+        isolationBreaker: run.manager.isolationBreaker.snapshot().state,
+        violations: run.manager.globalViolationCount,
+      })) }), false);
+    },
+
+    async closeTrainingRun(request) {
+      const id = request.trainingRunId;
+      if (!RUN_ID_PATTERN.test(id)) throw invalidArgument(`training_run_id must be 1-128 characters of [A-Za-z0-9._:-], got ${JSON.stringify(id.slice(0, 128))}`);
+      return { seedsRetired: await runs.runs.close(id) };
     },
 
     async watchTelemetry(_request, write, context) {
+      const run = runs.forCall(context);
+      const { manager } = run;
       // Each watcher has its own bounded ring (the same PacketLog the service drains): a slow
       // watcher loses its oldest packets, counted, instead of making the server buffer without bound.
       const queue = new PacketLog(watchLimit);
@@ -209,6 +249,8 @@ export function createKasminaApi(options: ApiOptions): Pick<
         wake?.();
       };
       context.signal.addEventListener("abort", stop, { once: true });
+      // CloseTrainingRun ends the run's watchers (DESIGN §2.1).
+      run.closed.addEventListener("abort", stop, { once: true });
       void options.draining?.then(stop);
       try {
         while (!stopped) {
@@ -226,10 +268,12 @@ export function createKasminaApi(options: ApiOptions): Pick<
       } finally {
         unsubscribe();
         context.signal.removeEventListener("abort", stop);
+        run.closed.removeEventListener("abort", stop);
       }
     },
 
-    getStatus(): GetStatusResponse {
+    getStatus(_request, context): Promise<GetStatusResponse> {
+      return runs.within(context, ({ manager, id }) => {
       const kernel = manager.kernelBreaker.snapshot();
       const iso = manager.isolationBreaker.snapshot();
       const gpu = manager.gpuCacheStats();
@@ -244,10 +288,11 @@ export function createKasminaApi(options: ApiOptions): Pick<
         kernelCache: cacheStats(manager.memory.kernelCache.stats()),
         telemetryCache: cacheStats(manager.memory.telemetryCache.stats()),
         gpuCache: gpu === undefined ? undefined : cacheStats(gpu, gpu.capacity),
-        trainingRuns: 1,
-        trainingRun: "default",
-        stateStore: "memory",
+        trainingRuns: runs.runs.size,
+        trainingRun: id,
+        stateStore: runs.runs.store.description,
       };
+      }, false);
     },
   };
 }

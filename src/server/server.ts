@@ -86,6 +86,8 @@ function implementation(api: KasminaApi, options: AdapterOptions): UntypedServic
     getRollbackPayload: u(s.getRollbackPayload, api.getRollbackPayload),
     drainTelemetry: u(s.drainTelemetry, api.drainTelemetry),
     getStatus: u(s.getStatus, api.getStatus),
+    listTrainingRuns: u(s.listTrainingRuns, api.listTrainingRuns),
+    closeTrainingRun: u(s.closeTrainingRun, api.closeTrainingRun),
     reportGradients: clientStream<Buffer, Awaited<ReturnType<KasminaApi["reportGradients"]>>>(
       s.reportGradients.path,
       options,

@@ -22,7 +22,8 @@ export interface Harness {
 }
 
 export async function startHarness(env: Record<string, string> = {}, metrics: MetricsPort = noopMetrics, tracing?: TracingPort): Promise<Harness> {
-  const config = loadConfig({ ESPER_LEYLINE_SECRET: SECRET, KASMINA_PORT: "0", ...env });
+  // In-process tests keep state in memory unless they ask for a file (KASMINA_STATE=sqlite).
+  const config = loadConfig({ ESPER_LEYLINE_SECRET: SECRET, KASMINA_PORT: "0", KASMINA_STATE: "memory", ...env });
   const clock = new FakeClock(1000, 1_790_000_000_000);
   const app = await createApp(config, { metrics, log: () => undefined, version: "test", clock, ...(tracing === undefined ? {} : { tracing }) });
   const server = await startServer({ config, api: app.api, metrics, log: () => undefined });
