@@ -213,15 +213,17 @@ export function createKasminaApi(options: ApiOptions): Pick<
       });
     },
 
-    listTrainingRuns(_request, context) {
-      return runs.within(context, () => ({ runs: runs.runs.list().map((run): TrainingRunSummary => ({
+    async listTrainingRuns() {
+      // Lists without selecting (so without creating) a run; waits for writes in flight first.
+      await runs.runs.store.settled();
+      return ({ runs: runs.runs.list().map((run): TrainingRunSummary => ({
         trainingRunId: run.id,
         seeds: run.manager.seedIds().length,
         currentEpoch: run.manager.currentEpoch,
         lastActivityUnixMs: BigInt(Math.round(run.lastActivityMs)),
         isolationBreaker: run.manager.isolationBreaker.snapshot().state,
         violations: run.manager.globalViolationCount,
-      })) }), false);
+      })) });
     },
 
     async closeTrainingRun(request) {
@@ -248,14 +250,20 @@ export function createKasminaApi(options: ApiOptions): Pick<
         stopped = true;
         wake?.();
       };
+      // CloseTrainingRun ends the run's watchers (DESIGN §2.1) after its last packets (the retirements).
+      let closing = false;
+      const finish = (): void => {
+        closing = true;
+        wake?.();
+      };
       context.signal.addEventListener("abort", stop, { once: true });
-      // CloseTrainingRun ends the run's watchers (DESIGN §2.1).
-      run.closed.addEventListener("abort", stop, { once: true });
+      run.closed.addEventListener("abort", finish, { once: true });
       void options.draining?.then(stop);
       try {
         while (!stopped) {
           const [packet] = queue.drain(1);
           if (packet === undefined) {
+            if (closing) break;
             await new Promise<void>((resolve) => {
               wake = resolve;
             });
@@ -268,7 +276,7 @@ export function createKasminaApi(options: ApiOptions): Pick<
       } finally {
         unsubscribe();
         context.signal.removeEventListener("abort", stop);
-        run.closed.removeEventListener("abort", stop);
+        run.closed.removeEventListener("abort", finish);
       }
     },
 
