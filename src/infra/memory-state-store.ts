@@ -56,7 +56,11 @@ export class MemoryStateStore implements StateStore {
       for (const [key, value] of change.puts) items?.set(key, value);
       return undefined;
     });
-    for (const [id, expiry] of this.nonces) if (expiry <= now) this.nonces.delete(id);
+    // Entries share one TTL, so insertion order is expiry order: stop at the first live one.
+    for (const [id, expiry] of this.nonces) {
+      if (expiry > now) break;
+      this.nonces.delete(id);
+    }
     this.writes.record((performance.now() - started) / 1000, { "kasmina.state.store": "memory" });
     return results;
   }

@@ -160,8 +160,11 @@ export class RunPersistence {
       queues.set(owner, range);
       const [start, end] = this.queues.get(owner) ?? [range[0], range[0]];
       for (let n = start; n < Math.min(end, range[0]); n++) deletes.push(queueKey(owner, n));
-      const events = queue.realEvents();
-      for (let n = Math.max(end, range[0]); n < range[1]; n++) puts.set(queueKey(owner, n), JSON.stringify(TelemetryEvent.toJSON(events[n - range[0]] as TelemetryEvent)));
+      const first = Math.max(end, range[0]);
+      if (first < range[1]) {
+        const events = queue.realEventsFrom(first - range[0]);
+        for (let n = first; n < range[1]; n++) puts.set(queueKey(owner, n), JSON.stringify(TelemetryEvent.toJSON(events[n - first] as TelemetryEvent)));
+      }
     }
     for (const [owner, [start, end]] of this.queues) {
       if (queues.has(owner)) continue;

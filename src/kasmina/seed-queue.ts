@@ -113,10 +113,10 @@ export class SeedQueue<E> {
     return this.count;
   }
 
-  /** Real events only, oldest first. */
-  realEvents(): E[] {
+  /** Real events from the `from`-th queued one (0 = oldest) to the newest. */
+  realEventsFrom(from: number): E[] {
     const out: E[] = [];
-    for (let i = 0; i < this.count; i += 1) out.push(this.ring[(this.head + i) % this.capacity] as E);
+    for (let i = Math.max(0, from); i < this.count; i += 1) out.push(this.ring[(this.head + i) % this.capacity] as E);
     return out;
   }
 
