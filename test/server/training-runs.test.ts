@@ -12,6 +12,7 @@ import { BreakerState } from "../../src/kasmina/circuit-breaker.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
 import { CircuitBreakerState, CommandType, SeedLifecycleStage as Stage, SeedOperation, type AdaptationCommand } from "../../src/leyline.js";
 import { call } from "../support/grpc-clients.js";
+import { waitUntil } from "../prefetch/helpers.js";
 import { breakerCommand, command, germinate, seedOp, startHarness, type Harness } from "../support/harness.js";
 
 const HOST = [{ key: "host.w", shape: [4], trainable: true, elementBytes: 4 }];
@@ -302,5 +303,28 @@ describe("restart in process (KASMINA_STATE=sqlite): what a restart keeps and wh
     ({ client } = harness);
     harness.clock.advance(590); // still fresh, and the ledger entry (900 s) still live after the restart
     expect((await refusal(apply(client, cmd))).details).toMatch(/^nonce_replayed/);
+  });
+
+  it("a prefetch request outstanding at a restart is published again and its reply grafts the seed", async () => {
+    const settings = { ...stateEnv("sqlite"), KASMINA_BUS: "memory" };
+    harness = await startHarness(settings);
+    await harness.app.prefetch?.responder?.close(); // nobody answers: the request stays outstanding
+    expect((await apply(harness.client, germinate(harness.clock, "s"), "run-a")).seed?.stage).toBe(Stage.SEED_STAGE_GERMINATED);
+    expect(harness.app.runs.find("run-a")?.manager.pendingPrefetchCount()).toBe(1);
+    harness = await restart(harness, settings);
+    const h = harness;
+    await waitUntil(
+      async () => (await call(h.client, h.client.exportSeedStates, {}, inRun("run-a"))).seeds[0]?.stage === Stage.SEED_STAGE_TRAINING,
+      "the re-published request is answered and the seed trains",
+    );
+    expect(h.app.runs.find("run-a")?.manager.pendingPrefetchCount()).toBe(0);
+  });
+
+  it("a write the store refuses answers UNAVAILABLE (never an acknowledgement memory alone holds)", async () => {
+    harness = await startHarness(stateEnv("sqlite"));
+    await harness.app.store.close();
+    const error = await refusal(apply(harness.client, germinate(harness.clock, "s")));
+    expect(error.code).toBe(status.UNAVAILABLE);
+    expect(error.details).toContain("state store could not commit");
   });
 });
