@@ -45,9 +45,12 @@ interface MetaData {
   gc: ReturnType<SeedManager["memory"]["exportCounters"]>;
   packetsDropped: number;
   lastActivityMs: number;
+  /** Next creation number for a seed: seeds come back in the order they were created. */
+  nextSeedOrder: number;
 }
 
 interface SeedData {
+  order: number;
   stage: SeedLifecycleStage;
   metadata: [string, string][];
   gates: [SeedLifecycleGate, GateResult][];
@@ -125,6 +128,9 @@ export class RunPersistence {
   private tcache = new Set<string>();
   private readonly packetJson = new WeakMap<TelemetryPacket, string>();
   private readonly time: Deadlines;
+  /** Creation numbers by context object, so a seed re-created under its id sorts as new. */
+  private readonly seedOrder = new WeakMap<SeedContext, number>();
+  private nextSeedOrder = 0;
   lastActivityMs = 0;
 
   constructor(
@@ -141,9 +147,12 @@ export class RunPersistence {
     const m = this.manager;
     const s = m.state;
     const objects = new Map<string, string>();
-    objects.set("meta", JSON.stringify(this.meta()));
     objects.set("host", JSON.stringify({ hostParameters: [...s.hostParameters], teacherParameters: m.registry.teacherParameters() }));
     objects.set("caches", JSON.stringify(this.caches()));
+    for (const ctx of s.seeds.values()) {
+      if (!this.seedOrder.has(ctx)) this.seedOrder.set(ctx, this.nextSeedOrder++);
+    }
+    objects.set("meta", JSON.stringify(this.meta()));
     for (const ctx of s.seeds.values()) objects.set(`seed/${ctx.seedId}`, JSON.stringify(this.seed(ctx)));
     for (const [seedId, record] of s.rollbacks) objects.set(`rollback/${seedId}`, JSON.stringify(record));
     for (const [requestId, pending] of s.pendingPrefetch) objects.set(`prefetch/${requestId}`, JSON.stringify(pending));
@@ -238,6 +247,7 @@ export class RunPersistence {
       time.restoreBreaker(m.isolationBreaker, meta.isolationBreaker);
       m.memory.restoreCounters(meta.gc);
       this.lastActivityMs = meta.lastActivityMs;
+      this.nextSeedOrder = meta.nextSeedOrder;
       for (const [, packet] of packets.sort((a, b) => a[0] - b[0])) m.packets.append(packet);
       m.packets.restoreDropped(meta.packetsDropped);
     }
@@ -258,10 +268,11 @@ export class RunPersistence {
       );
       if (caches.gpu !== null) m.gpuCache?.restore(caches.gpu);
     }
-    for (const [key, text] of items) {
-      if (!key.startsWith("seed/")) continue;
-      const d = JSON.parse(text) as SeedData;
-      const ctx = m.adoptRestoredSeed(key.slice(5), d.ephemeral);
+    const seeds: [string, SeedData][] = [];
+    for (const [key, text] of items) if (key.startsWith("seed/")) seeds.push([key.slice(5), JSON.parse(text) as SeedData]);
+    for (const [seedId, d] of seeds.sort((a, b) => a[1].order - b[1].order)) {
+      const ctx = m.adoptRestoredSeed(seedId, d.ephemeral);
+      this.seedOrder.set(ctx, d.order);
       ctx.stage = d.stage;
       for (const [k, v] of d.metadata) ctx.metadata.set(k, v);
       for (const [gate, result] of d.gates) ctx.lastGateResults.set(gate, result);
@@ -310,6 +321,7 @@ export class RunPersistence {
       gc: m.memory.exportCounters(),
       packetsDropped: m.packets.dropped,
       lastActivityMs: this.lastActivityMs,
+      nextSeedOrder: this.nextSeedOrder,
     };
   }
 
@@ -329,6 +341,7 @@ export class RunPersistence {
   private seed(ctx: SeedContext): SeedData {
     const m = this.manager;
     return {
+      order: this.seedOrder.get(ctx) ?? 0,
       stage: ctx.stage,
       metadata: [...ctx.metadata],
       gates: [...ctx.lastGateResults],

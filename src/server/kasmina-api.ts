@@ -216,7 +216,9 @@ export function createKasminaApi(options: ApiOptions): Pick<
     async listTrainingRuns() {
       // Lists without selecting (so without creating) a run; waits for writes in flight first.
       await runs.runs.store.settled();
-      return ({ runs: runs.runs.list().map((run): TrainingRunSummary => ({
+      // Sorted by id: the same order before and after a restart.
+      const list = runs.runs.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      return ({ runs: list.map((run): TrainingRunSummary => ({
         trainingRunId: run.id,
         seeds: run.manager.seedIds().length,
         currentEpoch: run.manager.currentEpoch,

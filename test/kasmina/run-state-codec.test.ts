@@ -36,6 +36,8 @@ describe("RunPersistence", () => {
     manager.registerHost(HOST);
     manager.registerTeacher([{ key: "teacher.w", shape: [8], trainable: true, elementBytes: 4 }], []);
     manager.handleCommand(seedCommand(clock, "s", SeedOperation.SEED_OP_GERMINATE));
+    // Created after "s" but sorting before it: the restored order must be the creation order.
+    manager.handleCommand(seedCommand(clock, "b-later", SeedOperation.SEED_OP_GERMINATE));
     manager.handleCommand(seedCommand(clock, "gone", SeedOperation.SEED_OP_GERMINATE));
     manager.handleCommand(seedCommand(clock, "gone", SeedOperation.SEED_OP_CULL));
     manager.updateEpoch(10);
@@ -43,7 +45,8 @@ describe("RunPersistence", () => {
     manager.recordIsolationViolation("ephemeral-seed"); // an ephemeral context with queued events
     for (let i = 0; i < 3; i++) manager.recordIsolationViolation("s"); // opens the isolation breaker
     manager.handleCommand(signed(clock, { commandType: CommandType.COMMAND_OPTIMIZER, payload: { $case: "optimizerAdjustment", value: { optimizerId: "adam", hyperparameters: new Map() } } }));
-    const items = new Map([...new RunPersistence(manager, clock).capture().puts]);
+    // Sorted by key, as the SQLite store loads them.
+    const items = new Map([...new RunPersistence(manager, clock).capture().puts].sort(([a], [b]) => (a < b ? -1 : 1)));
     const before = view(manager);
 
     const later = new FakeClock(77, clock.wall);
@@ -61,7 +64,8 @@ describe("RunPersistence", () => {
     expect(restored.validateParameters("s", ["s/w", "s/b"])).toBe(true);
     expect(restored.validateParameters("s", ["teacher.w"])).toBe(false);
     // The attached seed got a fresh isolation session (accumulators are not durable).
-    expect(restoredIsolation.opened.map((o) => o.seedId)).toEqual(["s"]);
+    expect(restoredIsolation.opened.map((o) => o.seedId)).toEqual(["s", "b-later"]);
+    expect(after.seeds.map((seed) => seed.seedId)).toEqual(["s", "b-later", "ephemeral-seed"]);
     // Nothing new to write right after a restore.
     expect(persistence.capture()).toEqual({ puts: new Map(), deletes: [] });
     // Both flush the same queued events next step.
