@@ -115,6 +115,7 @@ async function main(): Promise<void> {
   for (const body of inprocRequests) await inproc.api.applyCommand(ApplyCommandRequest.decode(body), { method: PATH, metadata: new Metadata(), signal: new AbortController().signal });
   const inprocUs = ((performance.now() - t0) * 1000) / inprocRequests.length;
   await inproc.close();
+  await inproc.closeStore();
 
   const job = (address: string, requests: Buffer[]): LoadJob => ({
     kind: "unary",
@@ -138,6 +139,7 @@ async function main(): Promise<void> {
     const result = await runLoad<UnaryResult>(job(server.address, signedRequests(Math.ceil(bareResult.rate * SECONDS * 1.5) + 10_000)));
     await app.close();
     await server.shutdown(1000);
+    await app.closeStore();
     return { result, writes };
   };
   // Alternating rounds, so drift in machine load hits both stores alike; the figures are the means.

@@ -47,8 +47,10 @@ export interface App {
   onHealthChange(listener: (healthy: boolean) => void): void;
   /** False while a real prefetch failure persists (KAS-H1-006). */
   healthy(): boolean;
-  /** Stops background work; watch streams end. */
+  /** Stops background work; watch streams end. The state store stays open for calls still finishing. */
   close(): Promise<void>;
+  /** After the server has stopped: commits what is pending and closes the state store. */
+  closeStore(): Promise<void>;
 }
 
 /** The built-in catalog, or the file's; a bad file is a configuration error naming the variable. */
@@ -220,6 +222,8 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     async close() {
       resolveDraining();
       await prefetch?.close();
+    },
+    async closeStore() {
       await store.close();
     },
   };

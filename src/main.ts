@@ -68,6 +68,8 @@ async function main(): Promise<void> {
         // Watch streams end first, so tryShutdown is not left waiting on them.
         await app.close();
         await server.shutdown(5000);
+        // Calls that finished during the drain have committed; now the file can close.
+        await app.closeStore();
         await otel.shutdown();
       } catch (error) {
         log(`error while shutting down: ${(error as Error).message}`);

@@ -22,7 +22,7 @@ export interface IsolationPort {
 
 /** What the prefetch coordinator offers the manager (spec §14). */
 export interface PrefetchPort {
-  /** Publishes a request and returns its id; throws when it cannot (e.g. no training run id). */
+  /** Publishes a request for the run and returns its id; throws when it cannot. */
   requestKernel(seedId: string, blueprintId: string, trainingRunId: string): string;
   /** Forget outstanding requests (retire): late replies are then ignored. */
   cancel?(requestId: string): void;

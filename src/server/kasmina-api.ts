@@ -124,18 +124,18 @@ export function createKasminaApi(options: ApiOptions): Pick<
     applyCommand(request, context): Promise<ApplyCommandResponse> {
       const command = validateCommand(request);
       return runs.within(context, ({ manager }) => {
-      const outcome = manager.handleCommand(command);
-      if (!outcome.accepted) {
-        if (outcome.reason === "verifier_unavailable") {
-          throw failedPrecondition("verifier_unavailable: no signing secret is configured (set ESPER_LEYLINE_SECRET); every command is refused");
+        const outcome = manager.handleCommand(command);
+        if (!outcome.accepted) {
+          if (outcome.reason === "verifier_unavailable") {
+            throw failedPrecondition("verifier_unavailable: no signing secret is configured (set ESPER_LEYLINE_SECRET); every command is refused");
+          }
+          if (outcome.reason === "training_run_mismatch") {
+            throw new KasminaError("permission_denied", `training_run_mismatch: command ${JSON.stringify(command.commandId)} is signed for training run ${JSON.stringify(command.annotations.get("training_run_id")?.slice(0, 128))}, not ${JSON.stringify(manager.runId)} (metadata kasmina-training-run)`);
+          }
+          throw new KasminaError("permission_denied", `${outcome.reason}: command ${JSON.stringify(command.commandId)} was rejected by verification`);
         }
-        if (outcome.reason === "training_run_mismatch") {
-          throw new KasminaError("permission_denied", `training_run_mismatch: command ${JSON.stringify(command.commandId)} is signed for training run ${JSON.stringify(command.annotations.get("training_run_id")?.slice(0, 128))}, not ${JSON.stringify(manager.runId)} (metadata ${"kasmina-training-run"})`);
-        }
-        throw new KasminaError("permission_denied", `${outcome.reason}: command ${JSON.stringify(command.commandId)} was rejected by verification`);
-      }
-      const seed = outcome.seedId === undefined ? undefined : manager.seedState(outcome.seedId);
-      return { events: outcome.events, seed };
+        const seed = outcome.seedId === undefined ? undefined : manager.seedState(outcome.seedId);
+        return { events: outcome.events, seed };
       });
     },
 
@@ -145,30 +145,30 @@ export function createKasminaApi(options: ApiOptions): Pick<
 
     updateEpoch(request, context) {
       return runs.within(context, ({ manager }) => {
-      if (request.epoch < manager.currentEpoch) {
-        throw failedPrecondition(`epoch ${request.epoch} is before the current epoch ${manager.currentEpoch}; epochs only move forward`);
-      }
-      const gc = manager.updateEpoch(request.epoch);
-      return {
-        gc: {
-          ran: gc.ran,
-          skippedReason: gc.skippedReason,
-          kernelCacheExpired: BigInt(gc.kernelCacheExpired),
-          telemetryCacheExpired: BigInt(gc.telemetryCacheExpired),
-          gcCounter: BigInt(gc.gcCounter),
-          gcEpoch: gc.gcEpoch,
-        },
-      };
+        if (request.epoch < manager.currentEpoch) {
+          throw failedPrecondition(`epoch ${request.epoch} is before the current epoch ${manager.currentEpoch}; epochs only move forward`);
+        }
+        const gc = manager.updateEpoch(request.epoch);
+        return {
+          gc: {
+            ran: gc.ran,
+            skippedReason: gc.skippedReason,
+            kernelCacheExpired: BigInt(gc.kernelCacheExpired),
+            telemetryCacheExpired: BigInt(gc.telemetryCacheExpired),
+            gcCounter: BigInt(gc.gcCounter),
+            gcEpoch: gc.gcEpoch,
+          },
+        };
       });
     },
 
     advanceAlpha(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
       return runs.within(context, ({ manager }) => {
-      // proto3 cannot tell an absent `steps` from 0: 0 means the spec's default of one step.
-      const result = manager.advanceAlpha(seedId, request.steps === 0 ? 1 : request.steps);
-      if (result === undefined) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
-      return result;
+        // proto3 cannot tell an absent `steps` from 0: 0 means the spec's default of one step.
+        const result = manager.advanceAlpha(seedId, request.steps === 0 ? 1 : request.steps);
+        if (result === undefined) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
+        return result;
       });
     },
 
@@ -192,24 +192,24 @@ export function createKasminaApi(options: ApiOptions): Pick<
     recordIsolationViolation(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
       return runs.within(context, ({ manager }) => {
-      const result = manager.recordIsolationViolation(seedId);
-      return { totalViolations: result.totalViolations, isolationBreaker: result.breakerState };
+        const result = manager.recordIsolationViolation(seedId);
+        return { totalViolations: result.totalViolations, isolationBreaker: result.breakerState };
       });
     },
 
     getRollbackPayload(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
       return runs.within(context, ({ manager }) => {
-      const payload = manager.rollbackPayload(seedId);
-      if (payload === undefined) throw notFound(`no rollback record for seed ${JSON.stringify(seedId)}`);
-      return { payload };
+        const payload = manager.rollbackPayload(seedId);
+        if (payload === undefined) throw notFound(`no rollback record for seed ${JSON.stringify(seedId)}`);
+        return { payload };
       }, false);
     },
 
     drainTelemetry(request, context) {
       return runs.within(context, ({ manager }) => {
-      const packets = manager.packets.drain(request.maxPackets);
-      return { packets, droppedPackets: BigInt(manager.packets.dropped), remainingPackets: BigInt(manager.packets.size) };
+        const packets = manager.packets.drain(request.maxPackets);
+        return { packets, droppedPackets: BigInt(manager.packets.dropped), remainingPackets: BigInt(manager.packets.size) };
       });
     },
 
@@ -218,14 +218,15 @@ export function createKasminaApi(options: ApiOptions): Pick<
       await runs.runs.store.settled();
       // Sorted by id: the same order before and after a restart.
       const list = runs.runs.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      return ({ runs: list.map((run): TrainingRunSummary => ({
+      const summary = (run: (typeof list)[number]): TrainingRunSummary => ({
         trainingRunId: run.id,
         seeds: run.manager.seedIds().length,
         currentEpoch: run.manager.currentEpoch,
         lastActivityUnixMs: BigInt(Math.round(run.lastActivityMs)),
         isolationBreaker: run.manager.isolationBreaker.snapshot().state,
         violations: run.manager.globalViolationCount,
-      })) });
+      });
+      return { runs: list.map(summary) };
     },
 
     async closeTrainingRun(request) {
@@ -284,24 +285,24 @@ export function createKasminaApi(options: ApiOptions): Pick<
 
     getStatus(_request, context): Promise<GetStatusResponse> {
       return runs.within(context, ({ manager, id }) => {
-      const kernel = manager.kernelBreaker.snapshot();
-      const iso = manager.isolationBreaker.snapshot();
-      const gpu = manager.gpuCacheStats();
-      return {
-        isolationBackend: options.isolationBackend,
-        seeds: manager.seedIds().length,
-        currentEpoch: manager.currentEpoch,
-        kernelBreaker: kernel.state,
-        isolationBreaker: iso.state,
-        prefetchIssue: options.prefetchIssue() ?? "",
-        version: options.version,
-        kernelCache: cacheStats(manager.memory.kernelCache.stats()),
-        telemetryCache: cacheStats(manager.memory.telemetryCache.stats()),
-        gpuCache: gpu === undefined ? undefined : cacheStats(gpu, gpu.capacity),
-        trainingRuns: runs.runs.size,
-        trainingRun: id,
-        stateStore: runs.runs.store.description,
-      };
+        const kernel = manager.kernelBreaker.snapshot();
+        const iso = manager.isolationBreaker.snapshot();
+        const gpu = manager.gpuCacheStats();
+        return {
+          isolationBackend: options.isolationBackend,
+          seeds: manager.seedIds().length,
+          currentEpoch: manager.currentEpoch,
+          kernelBreaker: kernel.state,
+          isolationBreaker: iso.state,
+          prefetchIssue: options.prefetchIssue() ?? "",
+          version: options.version,
+          kernelCache: cacheStats(manager.memory.kernelCache.stats()),
+          telemetryCache: cacheStats(manager.memory.telemetryCache.stats()),
+          gpuCache: gpu === undefined ? undefined : cacheStats(gpu, gpu.capacity),
+          trainingRuns: runs.runs.size,
+          trainingRun: id,
+          stateStore: runs.runs.store.description,
+        };
       }, false);
     },
   };

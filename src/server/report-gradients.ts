@@ -106,9 +106,9 @@ export function createGradientApi(options: GradientApiOptions): {
       const seedId = request.seedId;
       if (seedId.trim() === "") throw invalidArgument("seed_id must not be empty");
       return runs.within(context, ({ manager }) => {
-      const ctx = manager.seedView(seedId);
-      if (ctx === undefined || manager.isEphemeral(seedId)) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
-      return { report: report(seedId, sessionOf(manager, seedId)?.snapshot(), ctx.isolationViolations, backendName) };
+        const ctx = manager.seedView(seedId);
+        if (ctx === undefined || manager.isEphemeral(seedId)) throw notFound(`seed ${JSON.stringify(seedId)} is not managed`);
+        return { report: report(seedId, sessionOf(manager, seedId)?.snapshot(), ctx.isolationViolations, backendName) };
       }, false);
     },
   };

@@ -39,6 +39,7 @@ export async function startHarness(env: Record<string, string> = {}, metrics: Me
       client.close();
       await app.close();
       await server.shutdown(1000);
+      await app.closeStore();
     },
   };
 }
