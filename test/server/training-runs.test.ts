@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { AggregationTemporality, DataPointType, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { afterEach, describe, expect, it } from "vitest";
-import type { KasminaServiceClient, WatchTelemetryResponse } from "../../generated/esper/kasmina/v1/kasmina.js";
+import { GradientSide, type KasminaServiceClient, type WatchTelemetryResponse } from "../../generated/esper/kasmina/v1/kasmina.js";
 import { OtelMetrics } from "../../src/infra/otel-metrics.js";
 import { BreakerState } from "../../src/kasmina/circuit-breaker.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
@@ -249,7 +249,7 @@ describe("restart in process (KASMINA_STATE=sqlite): what a restart keeps and wh
     expect((await call(client, client.getStatus, {})).kernelBreaker).toBe(BreakerState.HALF_OPEN);
   });
 
-  it("keeps seeds, rollback records, registrations, epoch, breakers, queued events, packets and the nonce ledger; not accumulators or watch streams", async () => {
+  it("keeps seeds, rollback records, registrations, epoch, breakers, queued events, packets and the nonce ledger; not accumulators, a pass in flight or watch streams", async () => {
     harness = await startHarness(stateEnv("sqlite"));
     const { clock } = harness;
     let { client } = harness;
@@ -262,6 +262,9 @@ describe("restart in process (KASMINA_STATE=sqlite): what a restart keeps and wh
     await call(client, client.recordIsolationViolation, { seedId: "s" }, inRun("run-a"));
     await call(client, client.finalizeStep, { stepIndex: 7n }, inRun("run-a"));
     await apply(client, command(clock, { commandType: CommandType.COMMAND_OPTIMIZER, payload: { $case: "optimizerAdjustment", value: { optimizerId: "adam", hyperparameters: new Map() } } }), "run-a");
+    // A backward pass in flight (one chunk sent, the stream not ended): never acknowledged, so not kept.
+    const pass = client.reportGradients(inRun("run-a"), () => undefined);
+    pass.write({ seedId: "s", paramKey: "host.w", side: GradientSide.GRADIENT_SIDE_HOST, numel: 4n, offset: 0n, values: Buffer.from(new Float32Array([1, 2, 3, 4]).buffer) });
     const stream = client.watchTelemetry({}, inRun("run-a"));
     stream.on("data", () => undefined);
     const streamEnded = new Promise<void>((resolve) => {
@@ -288,7 +291,8 @@ describe("restart in process (KASMINA_STATE=sqlite): what a restart keeps and wh
     // The queued optimizer event and the packets flushed before the restart are all still there.
     const events = await drainedEvents(client, "run-a");
     expect(events).toEqual(expect.arrayContaining(["seed_operation", "violation_recorded", "optimizer_adjust"]));
-    // Isolation accumulators are not durable: the session re-opens at zero for the collecting seed.
+    // Isolation accumulators are not durable, nor is the pass that was in flight: the session
+    // re-opens at zero for the collecting seed.
     const stats = await call(client, client.getIsolationStats, { seedId: "s" }, inRun("run-a"));
     expect(stats.report).toMatchObject({ collecting: true, elementsProcessed: 0n, hostNorm: 0, seedViolations: 1 });
   });
