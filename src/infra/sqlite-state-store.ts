@@ -1,14 +1,17 @@
 // KASMINA_STATE=sqlite (the default): one SQLite file in WAL mode with synchronous=FULL, so every
 // committed transaction is fsynced before the calls it holds answer. Changes are group-committed
-// (group-commit.ts); each change runs in its own savepoint, so a refused nonce undoes only its change.
+// (group-commit.ts) and written by a writer thread (sqlite-writer.ts), so the event loop keeps
+// serving while a commit is fsynced; each change runs in its own savepoint, so a refused nonce
+// undoes only its change. This thread opens, checks and migrates the file and reads it at start-up.
 // Schema (version in PRAGMA user_version): items(run, key, value) holds every run's items;
 // nonces(id, expires_ms) the service-wide ledger. Inspect with `sqlite3 kasmina-data/kasmina.db`.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { NonceTakenError, STATE_WRITES_METRIC, StateStoreError, type StateChange, type StateStore, type StoredState } from "../kasmina/state-store.js";
+import { STATE_WRITES_METRIC, StateStoreError, type StateChange, type StateStore, type StoredState } from "../kasmina/state-store.js";
 import type { Histogram, MetricsPort } from "../kasmina/ports.js";
 import { GroupCommit } from "./group-commit.js";
+import { SqliteWriter } from "./sqlite-writer.js";
 
 export const SCHEMA_VERSION = 2;
 
@@ -29,20 +32,12 @@ const CREATE = `
   CREATE TABLE nonces (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
   CREATE INDEX nonces_expiry ON nonces (expires_ms);`;
 
-const PURGE_EVERY_MS = 10_000;
-
 export class SqliteStateStore implements StateStore {
   readonly description: string;
   private readonly db: Database.Database;
   private readonly group: GroupCommit;
   private readonly writes: Histogram;
-  private readonly put: Database.Statement;
-  private readonly del: Database.Statement;
-  private readonly dropRun: Database.Statement;
-  private readonly claim: Database.Statement;
-  private readonly purge: Database.Statement;
-  private readonly batch: (changes: readonly StateChange[]) => (Error | undefined)[];
-  private lastPurge = 0;
+  private readonly writer: SqliteWriter;
   private closed = false;
 
   /** Opens (creating the folder and file) or fails with a StateStoreError naming the file (app.ts adds KASMINA_STATE_PATH). */
@@ -80,42 +75,11 @@ export class SqliteStateStore implements StateStore {
       throw new StateStoreError(`${where}: the state file is unusable (corrupt or unwritable; it was not reset): ${(error as Error).message}`);
     }
     this.db = db;
-    this.put = db.prepare("INSERT INTO items (run, key, value) VALUES (?, ?, ?) ON CONFLICT (run, key) DO UPDATE SET value = excluded.value");
-    this.del = db.prepare("DELETE FROM items WHERE run = ? AND key = ?");
-    this.dropRun = db.prepare("DELETE FROM items WHERE run = ?");
-    // Put-if-absent: an expired holder may be replaced, a live one may not (changes() = 0).
-    this.claim = db.prepare("INSERT INTO nonces (id, expires_ms) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET expires_ms = excluded.expires_ms WHERE nonces.expires_ms <= ?");
-    this.purge = db.prepare("DELETE FROM nonces WHERE expires_ms <= ?");
     this.writes = metrics.histogram(STATE_WRITES_METRIC, "Duration of one committed state-store transaction", "s");
-    const one = db.transaction((change: StateChange, now: number) => {
-      for (const n of change.nonces) {
-        if (this.claim.run(n.id, Math.round(n.expiresAtMs), now).changes === 0) throw new NonceTakenError(n.id);
-      }
-      if (change.dropRun === true) this.dropRun.run(change.runId);
-      for (const key of change.deletes) this.del.run(change.runId, key);
-      for (const [key, value] of change.puts) this.put.run(change.runId, key, value);
-    });
-    this.batch = db.transaction((changes: readonly StateChange[]) => {
-      const now = this.wallMs();
-      const results = changes.map((change) => {
-        try {
-          one(change, now); // nested: a savepoint, undone alone when its nonce is taken
-          return undefined;
-        } catch (error) {
-          if (error instanceof NonceTakenError) return error;
-          throw error;
-        }
-      });
-      if (now - this.lastPurge > PURGE_EVERY_MS) {
-        this.purge.run(now);
-        this.lastPurge = now;
-      }
-      return results;
-    });
-    this.group = new GroupCommit((changes) => {
-      const started = performance.now();
-      const results = this.batch(changes);
-      this.writes.record((performance.now() - started) / 1000, { "kasmina.state.store": "sqlite" });
+    this.writer = new SqliteWriter(path);
+    this.group = new GroupCommit(async (changes) => {
+      const { results, seconds } = await this.writer.write(changes, this.wallMs());
+      this.writes.record(seconds, { "kasmina.state.store": "sqlite" });
       return results;
     });
   }
@@ -147,6 +111,7 @@ export class SqliteStateStore implements StateStore {
     if (this.closed) return;
     this.closed = true;
     await this.group.settled();
+    await this.writer.close();
     this.db.close();
   }
 }
