@@ -32,6 +32,28 @@ export default tseslint.config(
     },
   },
   {
+    // DESIGN §1: the domain layers take ports; infrastructure (grpc, OTel, Redis, SQLite, src/infra)
+    // is wired in by the composition root (src/app.ts, src/main.ts).
+    files: ["src/kasmina/**", "src/isolation/**", "src/prefetch/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/generated/esper/leyline/**", "**/leyline_pb*", "**/*.proto"],
+              message: "Import Leyline types from src/leyline.ts only (one import path, KAS-H1-003).",
+            },
+            {
+              group: ["**/infra/**", "better-sqlite3", "ioredis", "@grpc/*", "@opentelemetry/*"],
+              message: "Domain layers take ports; infrastructure is built in src/app.ts (DESIGN §1).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // The single re-export point for Leyline types.
     files: ["src/leyline.ts"],
     rules: { "no-restricted-imports": "off" },

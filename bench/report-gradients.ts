@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const engine = (bytes * STREAMS) / ((performance.now() - t0) / 1000) / 1e9;
 
   const bare = await bareServer();
-  const config = loadConfig({ ESPER_LEYLINE_SECRET: SECRET, KASMINA_PORT: "0", KASMINA_MAX_MESSAGE_BYTES: String(64 << 20) });
+  const config = loadConfig({ ESPER_LEYLINE_SECRET: SECRET, KASMINA_PORT: "0", KASMINA_MAX_MESSAGE_BYTES: String(64 << 20), KASMINA_STATE: "memory" });
   const app = await createApp(config, { metrics: noopMetrics, log: () => undefined, version: "bench" });
   const server = await startServer({ config, api: app.api, metrics: noopMetrics, log: () => undefined });
   app.manager.registerHost([{ key: "h", shape: [1], trainable: true, elementBytes: 4 }]);
@@ -90,6 +90,7 @@ async function main(): Promise<void> {
   const elements = app.manager.isolationSession("s")?.stats();
   await app.close();
   await server.shutdown(1000);
+  await app.closeStore();
 
   console.log(`ReportGradients, ${STREAMS} streams of ${(bytes / 2 ** 20).toFixed(0)} MiB in 4 MiB chunks (client on its own thread, streams interleaved in one run)`);
   console.log(`bare server (counts bytes)      ${bareRate.toFixed(2)} GB/s`);

@@ -13,6 +13,12 @@ import { isolationSessionFactory, selectBackend, type IsolationSessionConfig } f
 import { otelTracing } from "./infra/otel-tracing.js";
 import { createPrefetch, type PrefetchStack } from "./prefetch/setup.js";
 import { noopTracing, type TracingPort } from "./kasmina/ports.js";
+import { RedisBus } from "./infra/redis-bus.js";
+import { MemoryStateStore } from "./infra/memory-state-store.js";
+import { SqliteStateStore } from "./infra/sqlite-state-store.js";
+import { StateStoreError, type StateStore } from "./kasmina/state-store.js";
+import { TrainingRuns } from "./kasmina/training-runs.js";
+import { CallRuns } from "./server/call-run.js";
 
 export interface AppDeps {
   metrics: MetricsPort;
@@ -22,11 +28,19 @@ export interface AppDeps {
   log: (message: string) => void;
   version: string;
   clock?: Clock;
+  /**
+   * A state write failed: memory is ahead of the store. main.ts exits so a restart reloads what was
+   * committed; the default logs only (tests).
+   */
+  onStoreFailure?: (error: Error) => void;
 }
 
 export interface App {
   api: KasminaApi;
-  manager: SeedManager;
+  /** The default run's manager (calls without `kasmina-training-run` metadata). */
+  readonly manager: SeedManager;
+  runs: TrainingRuns;
+  store: StateStore;
   isolationBackend: string;
   /** The kernel prefetch stack, when a bus is configured. */
   prefetch: PrefetchStack | undefined;
@@ -34,8 +48,10 @@ export interface App {
   onHealthChange(listener: (healthy: boolean) => void): void;
   /** False while a real prefetch failure persists (KAS-H1-006). */
   healthy(): boolean;
-  /** Stops background work; watch streams end. */
+  /** Stops background work; watch streams end. The state store stays open for calls still finishing. */
   close(): Promise<void>;
+  /** After the server has stopped: commits what is pending and closes the state store. */
+  closeStore(): Promise<void>;
 }
 
 /** The built-in catalog, or the file's; a bad file is a configuration error naming the variable. */
@@ -49,9 +65,21 @@ function loadCatalog(path: string | undefined): BlueprintCatalog {
   }
 }
 
+/** KASMINA_STATE: the store, or a configuration error naming KASMINA_STATE_PATH (never a silent reset). */
+function openStore(config: KasminaConfig, metrics: MetricsPort, clock: Clock): StateStore {
+  if (config.state === "memory") return new MemoryStateStore(metrics, () => clock.wallMs());
+  try {
+    return new SqliteStateStore(config.statePath, metrics, () => clock.wallMs());
+  } catch (error) {
+    if (error instanceof StateStoreError) throw new ConfigError("KASMINA_STATE_PATH", error.message);
+    throw error;
+  }
+}
+
 export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock;
   const runtime = loadCatalog(config.blueprintCatalog);
+  const store = openStore(config, deps.metrics, clock);
   const verifier =
     config.secret === undefined
       ? undefined
@@ -73,23 +101,6 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     maxParameters: config.limits.maxSessionParameters,
     maxExactCopyBytes: config.limits.maxExactCopyBytes,
   };
-  const manager = new SeedManager({
-    runtime,
-    clock,
-    metrics: deps.metrics,
-    log: deps.log,
-    ...(verifier === undefined ? {} : { verifier }),
-    latencyBudgetMs: config.latencyBudgetMs,
-    fallbackBlueprintId: config.fallbackBlueprint,
-    embargoSeconds: config.embargoSeconds,
-    cacheTtlSeconds: config.cacheTtlSeconds,
-    gcFrequency: config.gcFrequency,
-    alphaTotalSteps: config.alphaTotalSteps,
-    alphaTemperature: config.alphaTemperature,
-    pacing: config.lifecyclePacing,
-    trainingRunId: config.trainingRunId,
-    isolation: isolationSessionFactory(sessionConfig),
-  });
   const healthListeners: ((healthy: boolean) => void)[] = [];
   const setHealthy = (healthy: boolean): void => healthListeners.forEach((listener) => listener(healthy));
   let lastIssue: string | undefined;
@@ -102,13 +113,18 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
         return entry === undefined ? undefined : { artifactRef: entry.kernel.artifactRef, checksum: entry.kernel.checksum };
       },
     },
+    // A reply reaches the run that asked (DESIGN §2.1), and what it changed is committed.
     handlers: {
-      onReady: (ready) => manager.processPrefetchReady(ready),
-      onError: (error) => manager.processPrefetchError(error),
+      onReady: (ready) => replyTo(ready.requestId, (m) => m.processPrefetchReady(ready)),
+      onError: (error) => replyTo(error.requestId, (m) => m.processPrefetchError(error)),
     },
     tracing: deps.tracing ?? (deps.tracer === undefined ? noopTracing : otelTracing(deps.tracer)),
     clock,
-    onRejected: (rejection) => manager.reportBusRejection(`${rejection.reason}${rejection.detail === undefined ? "" : `: ${rejection.detail}`}`, rejection.stream),
+    onRejected: (rejection) => {
+      const run = runs.open();
+      run.manager.reportBusRejection(`${rejection.reason}${rejection.detail === undefined ? "" : `: ${rejection.detail}`}`, rejection.stream);
+      void runs.commit(run, false).catch(() => undefined);
+    },
     // Loops retry with backoff and report every failed round; the log says each problem once.
     onIssue: (issue) => {
       if (issue.message !== lastIssue) deps.log(`prefetch: ${issue.message}`);
@@ -121,11 +137,65 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
       setHealthy(true);
     },
     onResponderFailure: (error) => deps.log(`prefetch responder: ${error.message}`),
+    redisBus: (options) => new RedisBus(options),
   });
-  if (prefetch !== undefined) {
-    manager.setPrefetch({ requestKernel: (seedId, blueprintId, runId) => prefetch.coordinator.requestKernel(seedId, blueprintId, runId) });
-    await prefetch.start();
+  // Which run asked for each outstanding prefetch request.
+  const routes = new Map<string, string>();
+  const replyTo = (requestId: string, handle: (manager: SeedManager) => void): void => {
+    const runId = routes.get(requestId);
+    routes.delete(requestId);
+    const run = runId === undefined ? undefined : runs.find(runId);
+    if (run === undefined) return;
+    handle(run.manager);
+    void runs.commit(run).catch(() => undefined); // a failed write is reported through onStoreFailure
+  };
+  const runs = new TrainingRuns({
+    store,
+    clock,
+    defaultRunId: config.trainingRunId,
+    maxRuns: config.maxTrainingRuns,
+    verifier,
+    onStoreFailure: deps.onStoreFailure ?? ((error) => deps.log(`state store write failed: ${error.message}`)),
+    createManager: (runId) =>
+      new SeedManager({
+        runtime,
+        clock,
+        metrics: deps.metrics,
+        log: deps.log,
+        ...(verifier === undefined ? {} : { verifier }),
+        latencyBudgetMs: config.latencyBudgetMs,
+        fallbackBlueprintId: config.fallbackBlueprint,
+        embargoSeconds: config.embargoSeconds,
+        cacheTtlSeconds: config.cacheTtlSeconds,
+        gcFrequency: config.gcFrequency,
+        alphaTotalSteps: config.alphaTotalSteps,
+        alphaTemperature: config.alphaTemperature,
+        pacing: config.lifecyclePacing,
+        trainingRunId: runId,
+        isolation: isolationSessionFactory(sessionConfig),
+        ...(prefetch === undefined
+          ? {}
+          : {
+              prefetch: {
+                requestKernel: (seedId, blueprintId, id) => {
+                  const requestId = prefetch.coordinator.requestKernel(seedId, blueprintId, id);
+                  routes.set(requestId, runId);
+                  return requestId;
+                },
+              },
+            }),
+      }),
+  });
+  await prefetch?.start();
+  try {
+    await runs.restore();
+  } catch (error) {
+    await prefetch?.close();
+    await store.close();
+    if (error instanceof SyntaxError) throw new ConfigError("KASMINA_STATE_PATH", `${store.description}: a stored item is not valid JSON (${error.message}); the file was not reset`);
+    throw error;
   }
+  const callRuns = new CallRuns(runs);
   let resolveDraining: () => void = () => undefined;
   const draining = new Promise<void>((resolve) => {
     resolveDraining = resolve;
@@ -133,7 +203,7 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
   const isolationBackend = backend.name;
   const api: KasminaApi = {
     ...createKasminaApi({
-      manager,
+      runs: callRuns,
       version: deps.version,
       isolationBackend,
       prefetchIssue: () => prefetch?.coordinator.pollTaskIssue()?.message,
@@ -142,12 +212,16 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
       maxMessageBytes: config.maxMessageBytes,
       limits: config.limits,
     }),
-    ...createGradientApi({ manager, sessionConfig, backendName: isolationBackend }),
-    ...createSketchApi({ manager, sessionConfig, backendName: isolationBackend, maxMessageBytes: config.maxMessageBytes }),
+    ...createGradientApi({ runs: callRuns, sessionConfig, backendName: isolationBackend }),
+    ...createSketchApi({ runs: callRuns, sessionConfig, backendName: isolationBackend, maxMessageBytes: config.maxMessageBytes }),
   };
   return {
     api,
-    manager,
+    get manager() {
+      return runs.open().manager;
+    },
+    runs,
+    store,
     isolationBackend,
     onHealthChange: (listener) => healthListeners.push(listener),
     healthy: () => prefetch?.coordinator.pollTaskIssue() === undefined,
@@ -155,6 +229,9 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     async close() {
       resolveDraining();
       await prefetch?.close();
+    },
+    async closeStore() {
+      await store.close();
     },
   };
 }

@@ -25,7 +25,8 @@ export interface KasminaConfig {
   isolationThreshold: number;
   isolationBackend: IsolationBackendPreference;
   blueprintCatalog: string | undefined;
-  trainingRunId: string | undefined;
+  /** The run of calls without `kasmina-training-run` metadata (DESIGN §2.1). */
+  trainingRunId: string;
   maxMessageBytes: number;
   lifecyclePacing: LifecyclePacing;
   alphaTotalSteps: number;
@@ -35,6 +36,10 @@ export interface KasminaConfig {
   tlsKey: string | undefined;
   tlsClientCa: string | undefined;
   authToken: string | undefined;
+  /** DESIGN §2.2: where runs and the nonce ledger are kept. */
+  state: StateKind;
+  statePath: string;
+  maxTrainingRuns: number;
   /** Client-controlled bounds (DESIGN §2.0; README "Limits"). */
   limits: KasminaLimits;
   /** Problems worth a line in the log that do not stop start-up (never the secret itself). */
@@ -73,6 +78,8 @@ export const MAX_ID_CHARS = 256;
 export const MAX_QUOTED_CHARS = 128;
 /** Seconds a command may be issued in the future (CommandVerifier's default skew). */
 export const FUTURE_SKEW_SECONDS = 5;
+
+export type StateKind = "sqlite" | "memory";
 
 export class ConfigError extends Error {
   constructor(
@@ -193,6 +200,15 @@ function limits(env: Env): KasminaLimits {
 /** The limits when no variable is set. */
 export const DEFAULT_LIMITS: Readonly<KasminaLimits> = Object.freeze(limits({}));
 
+/** DESIGN §2.1: the default run's id follows the same rule as the metadata key. */
+function runId(env: Env): string {
+  const id = raw(env, "KASMINA_TRAINING_RUN_ID") ?? "default";
+  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(id)) {
+    throw new ConfigError("KASMINA_TRAINING_RUN_ID", `expected 1-128 characters of [A-Za-z0-9._:-], got ${JSON.stringify(id.slice(0, 128))}`);
+  }
+  return id;
+}
+
 export function loadConfig(env: Env = process.env): KasminaConfig {
   const tlsCert = existingFile(env, "KASMINA_TLS_CERT");
   const tlsKey = existingFile(env, "KASMINA_TLS_KEY");
@@ -246,7 +262,7 @@ export function loadConfig(env: Env = process.env): KasminaConfig {
       "js",
     ]),
     blueprintCatalog: existingFile(env, "KASMINA_BLUEPRINT_CATALOG"),
-    trainingRunId: raw(env, "KASMINA_TRAINING_RUN_ID"),
+    trainingRunId: runId(env),
     maxMessageBytes: num(env, "KASMINA_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, integer(1024, 2 ** 31 - 1)),
     lifecyclePacing: oneOf<LifecyclePacing>(env, "KASMINA_LIFECYCLE_PACING", "driven", ["driven", "immediate"]),
     alphaTotalSteps: num(env, "KASMINA_ALPHA_TOTAL_STEPS", 20, integer(-1_000_000, 1_000_000)),
@@ -258,5 +274,9 @@ export function loadConfig(env: Env = process.env): KasminaConfig {
     authToken: raw(env, "KASMINA_AUTH_TOKEN"),
     limits: limits(env),
     warnings,
+    // etcd (DESIGN §2.4) is a later issue: refusing it here beats silently keeping state elsewhere.
+    state: oneOf<StateKind>(env, "KASMINA_STATE", "sqlite", ["sqlite", "memory"]),
+    statePath: raw(env, "KASMINA_STATE_PATH") ?? "kasmina-data/kasmina.db",
+    maxTrainingRuns: num(env, "KASMINA_MAX_TRAINING_RUNS", 64, integer(1, 1_000_000)),
   };
 }

@@ -35,7 +35,17 @@ async function main(): Promise<void> {
   }
   let app: App;
   try {
-    app = await createApp(config, { metrics, tracer: otel.tracer, log, version: ver });
+    app = await createApp(config, {
+      metrics,
+      tracer: otel.tracer,
+      log,
+      version: ver,
+      // Memory is now ahead of the file: stop, so a restart serves exactly what was committed.
+      onStoreFailure: (error) => {
+        log(`state store write failed (${config.state === "sqlite" ? `KASMINA_STATE_PATH=${config.statePath}` : "KASMINA_STATE=memory"}): ${error.message}; exiting`);
+        process.exit(1);
+      },
+    });
   } catch (error) {
     if (error instanceof ConfigError) {
       log(`configuration error: ${error.message}`);
@@ -59,6 +69,8 @@ async function main(): Promise<void> {
         // Watch streams end first, so tryShutdown is not left waiting on them.
         await app.close();
         await server.shutdown(5000);
+        // Calls that finished during the drain have committed; now the file can close.
+        await app.closeStore();
         await otel.shutdown();
       } catch (error) {
         log(`error while shutting down: ${(error as Error).message}`);

@@ -151,6 +151,14 @@ export class CircuitBreaker {
     };
   }
 
+  /** Puts back a snapshot taken before a restart (DESIGN §2.2); the caller re-bases `openUntil` on this clock. */
+  restore(snapshot: BreakerSnapshot): void {
+    this.state = snapshot.state;
+    this.failureCount = snapshot.failureCount;
+    this.successCount = snapshot.successCount;
+    this.openUntil = snapshot.openUntil;
+  }
+
   private resetTo(state: BreakerStateValue): void {
     this.state = state;
     this.failureCount = 0;

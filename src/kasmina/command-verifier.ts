@@ -25,6 +25,8 @@ export type Verdict = { accepted: true } | { accepted: false; reason: RejectionR
  */
 export class NonceLedger {
   private readonly expiries = new Map<string, number>();
+  /** Registered since the last takeRegistered(): the state store commits them with the call. */
+  private registered: string[] = [];
 
   constructor(
     private readonly clock: Clock,
@@ -46,7 +48,26 @@ export class NonceLedger {
     if (expiry !== undefined && expiry > now) return "nonce_replayed";
     if (this.expiries.size >= this.capacity) return "nonce_ledger_full";
     this.expiries.set(nonce, now + this.ttlSeconds);
+    this.registered.push(nonce);
     return "ok";
+  }
+
+  /** Entries registered since the last call, with wall-clock expiries (DESIGN §2.2), for the state store. */
+  takeRegistered(): { id: string; expiresAtMs: number }[] {
+    if (this.registered.length === 0) return [];
+    const now = this.clock.monotonic();
+    const wall = this.clock.wallMs();
+    const out = this.registered.map((id) => ({ id, expiresAtMs: wall + ((this.expiries.get(id) ?? now) - now) * 1000 }));
+    this.registered = [];
+    return out;
+  }
+
+  /** Puts back entries saved before a restart; expired ones are skipped. Oldest expiry first keeps the purge order. */
+  restore(entries: Iterable<{ id: string; expiresAtMs: number }>): void {
+    const now = this.clock.monotonic();
+    const wall = this.clock.wallMs();
+    const live = [...entries].filter((e) => e.expiresAtMs > wall).sort((a, b) => a.expiresAtMs - b.expiresAtMs);
+    for (const e of live) this.expiries.set(e.id, now + (e.expiresAtMs - wall) / 1000);
   }
 }
 

@@ -63,6 +63,19 @@ export class GpuKernelCache<V> {
     return [...this.store.keys()];
   }
 
+  /** Entries from least to most recent and the counters, for the state store. */
+  exportState(): { entries: [string, V][]; hits: number; misses: number; evictions: number } {
+    return { entries: [...this.store.entries()], hits: this.hits, misses: this.misses, evictions: this.evictions };
+  }
+
+  restore(state: { entries: [string, V][]; hits: number; misses: number; evictions: number }): void {
+    this.store.clear();
+    for (const [key, value] of state.entries) this.store.set(key, value);
+    this.hits = state.hits;
+    this.misses = state.misses;
+    this.evictions = state.evictions;
+  }
+
   stats(): GpuKernelCacheStats {
     const lookups = this.hits + this.misses;
     return {

@@ -103,6 +103,18 @@ export class MemoryGovernor<K = unknown, T = unknown> {
     return { kernelCacheExpired: this.unreportedKernel, telemetryCacheExpired: this.unreportedTelemetry };
   }
 
+  /** GC bookkeeping for the state store (DESIGN §2.2: epoch and GC counter survive a restart). */
+  exportCounters(): { lastGcEpoch: number; gcCounter: number; unreportedKernel: number; unreportedTelemetry: number } {
+    return { lastGcEpoch: this.lastGcEpochValue, gcCounter: this.gcCounterValue, unreportedKernel: this.unreportedKernel, unreportedTelemetry: this.unreportedTelemetry };
+  }
+
+  restoreCounters(c: { lastGcEpoch: number; gcCounter: number; unreportedKernel: number; unreportedTelemetry: number }): void {
+    this.lastGcEpochValue = c.lastGcEpoch;
+    this.gcCounterValue = c.gcCounter;
+    this.unreportedKernel = c.unreportedKernel;
+    this.unreportedTelemetry = c.unreportedTelemetry;
+  }
+
   /** Stores the teacher pinned under `teacher`: no TTL, kept by emergency cleanup by default. */
   registerTeacher(teacher: K): void {
     this.kernelCache.setPinned(TEACHER_KEY, teacher);

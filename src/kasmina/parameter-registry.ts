@@ -44,6 +44,22 @@ export class ParameterRegistry {
     return true;
   }
 
+  /** Parameters a seed owns, in registration order (the state store keeps them with the seed). */
+  parametersOf(seedId: string): string[] | undefined {
+    const owned = this.bySeed.get(seedId);
+    return owned === undefined ? undefined : [...owned];
+  }
+
+  teacherParameters(): string[] {
+    return [...this.teacher];
+  }
+
+  /** Puts back a seed's ownership saved before a restart, without conflict checks (they passed then). */
+  restoreSeed(seedId: string, parameters: readonly string[]): void {
+    this.bySeed.set(seedId, new Set(parameters));
+    for (const parameter of parameters) this.owners.set(parameter, seedId);
+  }
+
   ownerOf(parameter: string): string | undefined {
     return this.owners.get(parameter);
   }

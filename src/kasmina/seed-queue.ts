@@ -31,6 +31,7 @@ export class SeedQueue<E> {
   private count = 0;
   private droppedSinceDrain = 0;
   private marker: E | undefined;
+  private pushed = 0;
 
   constructor(options: SeedQueueOptions<E>) {
     const capacity = options.capacity ?? MAX_PENDING_EVENTS;
@@ -76,6 +77,7 @@ export class SeedQueue<E> {
       realDropped += this.trimTo(this.realLimit() - 1);
       this.ring[(this.head + this.count) % this.capacity] = event;
       this.count += 1;
+      this.pushed += 1;
     }
     if (realDropped > 0 || markersMerged) {
       // One marker object per overflowing push, carrying the cumulative count.
@@ -96,6 +98,34 @@ export class SeedQueue<E> {
       out.push(this.ring[(this.head + i) % this.capacity] as E);
     }
     return out;
+  }
+
+  /**
+   * Real events ever pushed: the queued real events are numbers [pushedTotal - realLength,
+   * pushedTotal), which lets the state store write each event once instead of the whole queue.
+   */
+  get pushedTotal(): number {
+    return this.pushed;
+  }
+
+  /** Real events queued (the head marker not counted). */
+  get realLength(): number {
+    return this.count;
+  }
+
+  /** Real events from the `from`-th queued one (0 = oldest) to the newest. */
+  realEventsFrom(from: number): E[] {
+    const out: E[] = [];
+    for (let i = Math.max(0, from); i < this.count; i += 1) out.push(this.ring[(this.head + i) % this.capacity] as E);
+    return out;
+  }
+
+  /** Puts back a queue saved before a restart: the dropped count, the real events and the push count. */
+  restore(dropped: number, events: readonly E[], pushedTotal: number): void {
+    this.drain();
+    if (dropped > 0) this.pushAll([this.makeMarker(dropped)]);
+    this.pushAll(events);
+    this.pushed = pushedTotal;
   }
 
   /** Removes and returns every entry in order; the dropped count starts again from zero. */

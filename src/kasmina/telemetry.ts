@@ -167,6 +167,11 @@ export class PacketLog {
     return out;
   }
 
+  /** Puts back the dropped count saved before a restart (DESIGN §2.2). */
+  restoreDropped(count: number): void {
+    this.droppedTotal = count;
+  }
+
   get listenerCount(): number {
     return this.listeners.size;
   }

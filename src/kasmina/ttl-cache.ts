@@ -175,6 +175,20 @@ export class TtlCache<V> {
     }
   }
 
+  /** Counters behind stats(), for the state store. */
+  counters(): { hits: number; misses: number; evictions: number } {
+    return { hits: this.hits, misses: this.misses, evictions: this.evictions };
+  }
+
+  /** Puts back entries (in insertion order) and counters saved before a restart (DESIGN §2.2). */
+  restore(entries: Iterable<TtlCacheEntry<V>>, counters: { hits: number; misses: number; evictions: number }): void {
+    this.store.clear();
+    for (const e of entries) this.store.set(e.key, { expiry: e.expiry, value: e.value, pinned: e.pinned });
+    this.hits = counters.hits;
+    this.misses = counters.misses;
+    this.evictions = counters.evictions;
+  }
+
   private write(key: string, value: V, expiry: number, pinned: boolean): void {
     const slot = this.store.get(key);
     if (slot === undefined) {

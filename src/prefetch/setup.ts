@@ -1,8 +1,8 @@
 // Wires the prefetch path from configuration: KASMINA_BUS=memory ⇒ in-process bus plus the built-in
 // responder (nothing else needed on the machine); redis ⇒ Redis Streams at KASMINA_REDIS_URL, where
-// Oona answers; none ⇒ no coordinator (kernels come synchronously from the catalog).
+// Oona answers; none ⇒ no coordinator (kernels come synchronously from the catalog). The Redis bus
+// is infrastructure: the composition root (src/app.ts) passes its constructor in.
 import type { KasminaConfig } from "../config.js";
-import { RedisBus } from "../infra/redis-bus.js";
 import type { PrefetchBus } from "./bus.js";
 import { PrefetchCoordinator, type PrefetchCoordinatorOptions } from "./coordinator.js";
 import { MemoryBus } from "./memory-bus.js";
@@ -15,6 +15,8 @@ export interface PrefetchDependencies extends Omit<PrefetchCoordinatorOptions, "
   catalog: KernelCatalog;
   /** Failures of the built-in responder (memory bus only), for the log. */
   onResponderFailure?: (error: Error) => void;
+  /** Builds the Redis Streams bus (KASMINA_BUS=redis); required for that setting. */
+  redisBus?: (options: { url: string; secret: string | undefined }) => PrefetchBus;
 }
 
 export interface PrefetchStack {
@@ -30,8 +32,9 @@ export interface PrefetchStack {
 
 export function createPrefetch(config: PrefetchConfig, deps: PrefetchDependencies): PrefetchStack | undefined {
   if (config.bus === "none") return undefined;
-  const bus: PrefetchBus = config.bus === "memory" ? new MemoryBus({ secret: config.secret }) : new RedisBus({ url: config.redisUrl, secret: config.secret });
-  const { catalog, onResponderFailure, ...coordinatorOptions } = deps;
+  const { catalog, onResponderFailure, redisBus, ...coordinatorOptions } = deps;
+  if (config.bus === "redis" && redisBus === undefined) throw new Error("KASMINA_BUS=redis needs the Redis bus from the composition root");
+  const bus: PrefetchBus = config.bus === "memory" || redisBus === undefined ? new MemoryBus({ secret: config.secret }) : redisBus({ url: config.redisUrl, secret: config.secret });
   const coordinator = new PrefetchCoordinator({ ...coordinatorOptions, bus, trainingRunId: config.trainingRunId });
   const responder =
     config.bus === "memory"

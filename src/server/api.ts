@@ -4,6 +4,8 @@ import type {
   AdvanceAlphaResponse,
   ApplyCommandRequest,
   ApplyCommandResponse,
+  CloseTrainingRunRequest,
+  CloseTrainingRunResponse,
   DrainTelemetryRequest,
   DrainTelemetryResponse,
   ExportSeedStatesRequest,
@@ -18,6 +20,8 @@ import type {
   GetRollbackPayloadResponse,
   GetStatusRequest,
   GetStatusResponse,
+  ListTrainingRunsRequest,
+  ListTrainingRunsResponse,
   RecordIsolationViolationRequest,
   RecordIsolationViolationResponse,
   RegisterHostRequest,
@@ -59,6 +63,8 @@ export interface KasminaApi {
   getStatus: Unary<GetStatusRequest, GetStatusResponse>;
   getProjection: Unary<GetProjectionRequest, GetProjectionResponse>;
   reportGradientSketch: Unary<ReportGradientSketchRequest, ReportGradientSketchResponse>;
+  listTrainingRuns: Unary<ListTrainingRunsRequest, ListTrainingRunsResponse>;
+  closeTrainingRun: Unary<CloseTrainingRunRequest, CloseTrainingRunResponse>;
 }
 
 const unimplemented = (method: string) => (): never => {
@@ -84,5 +90,7 @@ export function unimplementedApi(): KasminaApi {
     getStatus: unimplemented("GetStatus"),
     getProjection: unimplemented("GetProjection"),
     reportGradientSketch: unimplemented("ReportGradientSketch"),
+    listTrainingRuns: unimplemented("ListTrainingRuns"),
+    closeTrainingRun: unimplemented("CloseTrainingRun"),
   };
 }

@@ -12,10 +12,14 @@ import type {
 import { GradientSide, IsolationSession, MAX_PARAM_KEY_LENGTH, SketchError, type IsolationSessionConfig } from "../isolation/index.js";
 import { KasminaError, failedPrecondition, invalidArgument, notFound } from "../kasmina/errors.js";
 import type { SeedManager } from "../kasmina/seed-manager.js";
+import type { CallContext } from "./adapter.js";
+import type { CallRuns } from "./call-run.js";
+import { checkIdLength, quote } from "./limits.js";
 import { report } from "./report-gradients.js";
 
 export interface SketchApiOptions {
-  manager: SeedManager;
+  /** Sessions are per run: each call works on the run its metadata selects. */
+  runs: CallRuns;
   /** Configuration of the sessions the manager opens; used for a scratch session that only validates. */
   sessionConfig: IsolationSessionConfig;
   backendName: string;
@@ -23,9 +27,6 @@ export interface SketchApiOptions {
   maxMessageBytes: number;
 }
 
-const MAX_SEED_ID_LENGTH = 256;
-const QUOTE = 128;
-const quote = (text: string): string => JSON.stringify(text.length > QUOTE ? `${text.slice(0, QUOTE)}…` : text);
 /** Wire bytes of one index at most (a uint64 varint), plus per-projection framing. */
 const INDEX_BYTES = 10;
 const PROJECTION_OVERHEAD = 40;
@@ -33,8 +34,8 @@ const PROJECTION_OVERHEAD = 40;
 const EXACT_MODE = "exact mode (KASMINA_PROJECTION_SAMPLES=0) has no projections: exact mode needs full gradients, sent with ReportGradients";
 
 function requireSeedId(seedId: string): string {
+  checkIdLength(seedId, "seed_id");
   if (seedId.trim() === "") throw invalidArgument("seed_id must not be empty");
-  if (seedId.length > MAX_SEED_ID_LENGTH) throw invalidArgument(`seed_id ${quote(seedId)} is longer than ${MAX_SEED_ID_LENGTH} characters`);
   return seedId;
 }
 
@@ -74,12 +75,12 @@ function scratchSession(config: IsolationSessionConfig, sketches: ReportGradient
 }
 
 export function createSketchApi(options: SketchApiOptions): {
-  getProjection: (request: GetProjectionRequest) => GetProjectionResponse;
-  reportGradientSketch: (request: ReportGradientSketchRequest) => ReportGradientSketchResponse;
+  getProjection: (request: GetProjectionRequest, context: CallContext) => Promise<GetProjectionResponse>;
+  reportGradientSketch: (request: ReportGradientSketchRequest, context: CallContext) => Promise<ReportGradientSketchResponse>;
 } {
-  const { manager, backendName } = options;
+  const { runs, backendName } = options;
   return {
-    getProjection(request) {
+    getProjection(request, context) {
       const seedId = requireSeedId(request.seedId);
       // Every check runs before any plan is prepared, so a refused request prepares nothing.
       const wanted: { key: string; numel: number }[] = [];
@@ -95,56 +96,62 @@ export function createSketchApi(options: SketchApiOptions): {
         wanted.push({ key: p.paramKey, numel: toNumel(p.numel, `${where} (${quote(p.paramKey)})`) });
       });
       if (wanted.length === 0) throw invalidArgument("parameters is empty: name the parameters (param_key, numel) to project");
-      const session = sessionFor(manager, seedId);
-      const samples = session.projectionSamples;
-      if (samples <= 0) throw failedPrecondition(EXACT_MODE);
-      let replyBytes = 0;
-      wanted.forEach(({ key, numel }, i) => {
-        const known = session.preparedPlan(key)?.numel;
-        if (known !== undefined && known !== numel) {
-          throw invalidArgument(`parameters[${i}] (${quote(key)}): numel ${numel} differs from ${known} seen earlier in this session`);
+      // Prepared plans are session state, which is not durable (DESIGN §2.2): no activity to commit.
+      return runs.within(context, ({ manager }) => {
+        const session = sessionFor(manager, seedId);
+        const samples = session.projectionSamples;
+        if (samples <= 0) throw failedPrecondition(EXACT_MODE);
+        let replyBytes = 0;
+        wanted.forEach(({ key, numel }, i) => {
+          const known = session.preparedPlan(key)?.numel;
+          if (known !== undefined && known !== numel) {
+            throw invalidArgument(`parameters[${i}] (${quote(key)}): numel ${numel} differs from ${known} seen earlier in this session`);
+          }
+          replyBytes += PROJECTION_OVERHEAD + key.length * 3 + INDEX_BYTES * Math.min(numel, samples);
+        });
+        if (replyBytes > options.maxMessageBytes) {
+          throw new KasminaError(
+            "resource_exhausted",
+            `the projections of ${wanted.length} parameters need about ${replyBytes} bytes, over KASMINA_MAX_MESSAGE_BYTES (${options.maxMessageBytes}): ask in smaller batches`,
+          );
         }
-        replyBytes += PROJECTION_OVERHEAD + key.length * 3 + INDEX_BYTES * Math.min(numel, samples);
-      });
-      if (replyBytes > options.maxMessageBytes) {
-        throw new KasminaError(
-          "resource_exhausted",
-          `the projections of ${wanted.length} parameters need about ${replyBytes} bytes, over KASMINA_MAX_MESSAGE_BYTES (${options.maxMessageBytes}): ask in smaller batches`,
-        );
-      }
-      const projections: ParameterProjection[] = wanted.map(({ key, numel }) => {
-        const plan = session.prepareProjection(key, numel);
-        return {
-          paramKey: key,
-          numel: BigInt(numel),
-          indices: plan.indices === null ? [] : Array.from(plan.indices, (index) => BigInt(index)),
-          // spec §13.2: an empty parameter has no projection, scale 0.
-          scale: plan.indices === null ? 0 : plan.scale,
-        };
-      });
-      return { projections, samples };
+        const projections: ParameterProjection[] = wanted.map(({ key, numel }) => {
+          const plan = session.prepareProjection(key, numel);
+          return {
+            paramKey: key,
+            numel: BigInt(numel),
+            indices: plan.indices === null ? [] : Array.from(plan.indices, (index) => BigInt(index)),
+            // spec §13.2: an empty parameter has no projection, scale 0.
+            scale: plan.indices === null ? 0 : plan.scale,
+          };
+        });
+        return { projections, samples };
+      }, false);
     },
 
-    reportGradientSketch(request) {
+    reportGradientSketch(request, context) {
       const seedId = requireSeedId(request.seedId);
-      const session = openSession(manager, seedId);
-      // As ReportGradients does, a seed without a session (culled to embargo, no host) still has
-      // its pass validated, by a scratch session that records nothing; its projections are the
-      // sketches' own numels, so only the shape of each sketch is checked.
-      const target = session ?? scratchSession(options.sessionConfig, request.sketches);
-      let result;
-      try {
-        result = target.applySketch(request.sketches);
-      } catch (error) {
-        if (error instanceof SketchError) {
-          throw error.kind === "invalid" ? invalidArgument(error.message) : failedPrecondition(error.message);
+      // A recorded violation is state (DESIGN §2.2): committed before the report answers.
+      return runs.within(context, ({ manager }) => {
+        const session = openSession(manager, seedId);
+        // As ReportGradients does, a seed without a session (culled to embargo, no host) still has
+        // its pass validated, by a scratch session that records nothing; its projections are the
+        // sketches' own numels, so only the shape of each sketch is checked.
+        const target = session ?? scratchSession(options.sessionConfig, request.sketches);
+        let result;
+        try {
+          result = target.applySketch(request.sketches);
+        } catch (error) {
+          if (error instanceof SketchError) {
+            throw error.kind === "invalid" ? invalidArgument(error.message) : failedPrecondition(error.message);
+          }
+          throw error;
         }
-        throw error;
-      }
-      // DESIGN decision 12, as for a streamed pass: every applied pass is verified.
-      if (result.applied && !result.snapshot.isolated) manager.recordIsolationViolation(seedId);
-      const violations = manager.seedView(seedId)?.isolationViolations ?? 0;
-      return { report: report(seedId, session === undefined ? undefined : result.snapshot, violations, backendName) };
+        // DESIGN decision 12, as for a streamed pass: every applied pass is verified.
+        if (result.applied && !result.snapshot.isolated) manager.recordIsolationViolation(seedId);
+        const violations = manager.seedView(seedId)?.isolationViolations ?? 0;
+        return { report: report(seedId, session === undefined ? undefined : result.snapshot, violations, backendName) };
+      });
     },
   };
 }

@@ -6,6 +6,7 @@ import type {
   CacheStats,
   GetStatusResponse,
   ParameterSpec,
+  TrainingRunSummary,
   WatchTelemetryResponse,
 } from "../../generated/esper/kasmina/v1/kasmina.js";
 import {
@@ -17,14 +18,17 @@ import {
   type AdaptationCommand,
 } from "../leyline.js";
 import { KasminaError, failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../kasmina/errors.js";
-import type { ParameterSpecInput, SeedManager } from "../kasmina/seed-manager.js";
+import type { ParameterSpecInput } from "../kasmina/seed-manager.js";
+import { RUN_ID_PATTERN } from "../kasmina/training-runs.js";
 import { noopMetrics, type MetricsPort } from "../kasmina/ports.js";
 import { PacketLog } from "../kasmina/telemetry.js";
 import type { KasminaApi } from "./api.js";
+import type { CallRuns } from "./call-run.js";
 import { checkCommandBounds, checkIdLength, checkParameterCount, quote, type CommandLimits } from "./limits.js";
 
 export interface ApiOptions {
-  manager: SeedManager;
+  /** The training runs; each call works on the one its metadata selects (DESIGN §2.1). */
+  runs: CallRuns;
   version: string;
   isolationBackend: string;
   /** The prefetch coordinator's current failure, if any (KAS-H1-006). */
@@ -136,8 +140,10 @@ export function createKasminaApi(options: ApiOptions): Pick<
   | "drainTelemetry"
   | "watchTelemetry"
   | "getStatus"
+  | "listTrainingRuns"
+  | "closeTrainingRun"
 > {
-  const { manager } = options;
+  const { runs } = options;
   const limits: ApiLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
   let watchers = 0;
@@ -147,103 +153,142 @@ export function createKasminaApi(options: ApiOptions): Pick<
     "Packets a slow WatchTelemetry client fell too far behind to receive",
   );
   return {
-    applyCommand(request): ApplyCommandResponse {
+    applyCommand(request, context): Promise<ApplyCommandResponse> {
       const command = validateCommand(request, limits);
-      const outcome = manager.handleCommand(command);
-      if (!outcome.accepted) {
-        if (outcome.reason === "verifier_unavailable") {
-          throw failedPrecondition("verifier_unavailable: no signing secret is configured (set ESPER_LEYLINE_SECRET); every command is refused");
+      return runs.within(context, ({ manager }) => {
+        const outcome = manager.handleCommand(command);
+        if (!outcome.accepted) {
+          if (outcome.reason === "verifier_unavailable") {
+            throw failedPrecondition("verifier_unavailable: no signing secret is configured (set ESPER_LEYLINE_SECRET); every command is refused");
+          }
+          if (outcome.reason === "training_run_mismatch") {
+            throw new KasminaError("permission_denied", `training_run_mismatch: command ${quote(command.commandId)} is signed for training run ${quote(command.annotations.get("training_run_id") ?? "")}, not ${quote(manager.runId)} (metadata kasmina-training-run)`);
+          }
+          throw new KasminaError("permission_denied", `${outcome.reason}: command ${quote(command.commandId)} was rejected by verification`);
         }
-        throw new KasminaError("permission_denied", `${outcome.reason}: command ${quote(command.commandId)} was rejected by verification`);
-      }
-      const seed = outcome.seedId === undefined ? undefined : manager.seedState(outcome.seedId);
-      return { events: outcome.events, seed };
+        const seed = outcome.seedId === undefined ? undefined : manager.seedState(outcome.seedId);
+        return { events: outcome.events, seed };
+      });
     },
 
-    finalizeStep(request) {
-      return { packetsEmitted: manager.finalizeStep(request.stepIndex) };
+    finalizeStep(request, context) {
+      return runs.within(context, ({ manager }) => ({ packetsEmitted: manager.finalizeStep(request.stepIndex) }));
     },
 
-    updateEpoch(request) {
-      if (request.epoch < manager.currentEpoch) {
-        throw failedPrecondition(`epoch ${request.epoch} is before the current epoch ${manager.currentEpoch}; epochs only move forward`);
-      }
-      const gc = manager.updateEpoch(request.epoch);
-      return {
-        gc: {
-          ran: gc.ran,
-          skippedReason: gc.skippedReason,
-          kernelCacheExpired: BigInt(gc.kernelCacheExpired),
-          telemetryCacheExpired: BigInt(gc.telemetryCacheExpired),
-          gcCounter: BigInt(gc.gcCounter),
-          gcEpoch: gc.gcEpoch,
-        },
-      };
+    updateEpoch(request, context) {
+      return runs.within(context, ({ manager }) => {
+        if (request.epoch < manager.currentEpoch) {
+          throw failedPrecondition(`epoch ${request.epoch} is before the current epoch ${manager.currentEpoch}; epochs only move forward`);
+        }
+        const gc = manager.updateEpoch(request.epoch);
+        return {
+          gc: {
+            ran: gc.ran,
+            skippedReason: gc.skippedReason,
+            kernelCacheExpired: BigInt(gc.kernelCacheExpired),
+            telemetryCacheExpired: BigInt(gc.telemetryCacheExpired),
+            gcCounter: BigInt(gc.gcCounter),
+            gcEpoch: gc.gcEpoch,
+          },
+        };
+      });
     },
 
-    advanceAlpha(request) {
+    advanceAlpha(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
-      // proto3 cannot tell an absent `steps` from 0: 0 means the spec's default of one step.
-      const result = manager.advanceAlpha(seedId, request.steps === 0 ? 1 : request.steps);
-      if (result === undefined) throw notFound(`seed ${quote(seedId)} is not managed`);
-      return result;
+      return runs.within(context, ({ manager }) => {
+        // proto3 cannot tell an absent `steps` from 0: 0 means the spec's default of one step.
+        const result = manager.advanceAlpha(seedId, request.steps === 0 ? 1 : request.steps);
+        if (result === undefined) throw notFound(`seed ${quote(seedId)} is not managed`);
+        return result;
+      });
     },
 
-    exportSeedStates() {
-      return { seeds: manager.exportSeedStates(), currentEpoch: manager.currentEpoch };
+    exportSeedStates(_request, context) {
+      return runs.within(context, ({ manager }) => ({ seeds: manager.exportSeedStates(), currentEpoch: manager.currentEpoch }), false);
     },
 
-    registerHost(request) {
+    registerHost(request, context) {
       checkParameterCount(request.parameters.length, "RegisterHost parameters", limits.maxRegisteredParameters);
       const specs = parameterSpecs(request.parameters, "parameters", false);
       if (specs.length === 0) throw invalidArgument("parameters must list at least one host parameter");
-      return { parameterCount: manager.registerHost(specs) };
+      return runs.within(context, ({ manager }) => ({ parameterCount: manager.registerHost(specs) }));
     },
 
-    registerTeacher(request) {
+    registerTeacher(request, context) {
       checkParameterCount(request.parameters.length, "RegisterTeacher parameters", limits.maxRegisteredParameters);
       checkParameterCount(request.buffers.length, "RegisterTeacher buffers", limits.maxRegisteredParameters);
       const parameters = parameterSpecs(request.parameters, "parameters", true);
       const buffers = parameterSpecs(request.buffers, "buffers", true);
       if (parameters.length === 0) throw invalidArgument("parameters must list at least one teacher parameter");
-      return manager.registerTeacher(parameters, buffers);
+      return runs.within(context, ({ manager }) => manager.registerTeacher(parameters, buffers));
     },
 
-    recordIsolationViolation(request) {
+    recordIsolationViolation(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
-      const result = manager.recordIsolationViolation(seedId);
-      return { totalViolations: result.totalViolations, isolationBreaker: result.breakerState };
+      return runs.within(context, ({ manager }) => {
+        const result = manager.recordIsolationViolation(seedId);
+        return { totalViolations: result.totalViolations, isolationBreaker: result.breakerState };
+      });
     },
 
-    getRollbackPayload(request) {
+    getRollbackPayload(request, context) {
       const seedId = requireId(request.seedId, "seed_id");
-      const payload = manager.rollbackPayload(seedId);
-      if (payload === undefined) throw notFound(`no rollback record for seed ${quote(seedId)}`);
-      return { payload };
+      return runs.within(context, ({ manager }) => {
+        const payload = manager.rollbackPayload(seedId);
+        if (payload === undefined) throw notFound(`no rollback record for seed ${quote(seedId)}`);
+        return { payload };
+      }, false);
     },
 
-    drainTelemetry(request) {
-      // DESIGN §2.0: whole packets, oldest first, under max_packets and the message limit; a
-      // packet is removed only once it is in the reply, so a drain never loses one. The sizes are
-      // exact (each packet's encoded length), so the reply cannot fail to serialize for size.
-      const log = manager.packets;
-      const budget = maxMessageBytes - DRAIN_REPLY_OVERHEAD;
-      let taken = log.peekWithin(request.maxPackets, budget, packetWireSize);
-      // A packet larger than the whole limit could never be sent: it is dropped and counted
-      // (dropped_packets), not left to block the log forever.
-      while (taken.blocked) {
-        log.dropOldest();
-        taken = log.peekWithin(request.maxPackets, budget, packetWireSize);
-      }
-      const { packets } = taken;
-      log.discard(packets.length);
-      return { packets, droppedPackets: BigInt(log.dropped), remainingPackets: BigInt(log.size) };
+    drainTelemetry(request, context) {
+      return runs.within(context, ({ manager }) => {
+        // DESIGN §2.0: whole packets, oldest first, under max_packets and the message limit; a
+        // packet is removed only once it is in the reply, so a drain never loses one. The sizes are
+        // exact (each packet's encoded length), so the reply cannot fail to serialize for size.
+        const log = manager.packets;
+        const budget = maxMessageBytes - DRAIN_REPLY_OVERHEAD;
+        let taken = log.peekWithin(request.maxPackets, budget, packetWireSize);
+        // A packet larger than the whole limit could never be sent: it is dropped and counted
+        // (dropped_packets), not left to block the log forever.
+        while (taken.blocked) {
+          log.dropOldest();
+          taken = log.peekWithin(request.maxPackets, budget, packetWireSize);
+        }
+        const { packets } = taken;
+        log.discard(packets.length);
+        return { packets, droppedPackets: BigInt(log.dropped), remainingPackets: BigInt(log.size) };
+      });
+    },
+
+    async listTrainingRuns() {
+      // Lists without selecting (so without creating) a run; waits for writes in flight first.
+      await runs.runs.store.settled();
+      // Sorted by id: the same order before and after a restart.
+      const list = runs.runs.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const summary = (run: (typeof list)[number]): TrainingRunSummary => ({
+        trainingRunId: run.id,
+        seeds: run.manager.seedIds().length,
+        currentEpoch: run.manager.currentEpoch,
+        lastActivityUnixMs: BigInt(Math.round(run.lastActivityMs)),
+        isolationBreaker: run.manager.isolationBreaker.snapshot().state,
+        violations: run.manager.globalViolationCount,
+      });
+      return { runs: list.map(summary) };
+    },
+
+    async closeTrainingRun(request) {
+      const id = request.trainingRunId;
+      if (!RUN_ID_PATTERN.test(id)) throw invalidArgument(`training_run_id must be 1-128 characters of [A-Za-z0-9._:-], got ${quote(id)}`);
+      return { seedsRetired: await runs.runs.close(id) };
     },
 
     async watchTelemetry(_request, write, context) {
       if (watchers >= limits.maxWatchers) {
         throw resourceExhausted(`${watchers} WatchTelemetry streams are open, the limit is ${limits.maxWatchers} (KASMINA_MAX_WATCHERS)`);
       }
+      const run = runs.forCall(context);
+      const { manager } = run;
       // Each watcher has its own bounded ring (the same PacketLog the service drains): a slow
       // watcher loses its oldest packets, counted, instead of making the server buffer without bound.
       const queue = new PacketLog(watchLimit);
@@ -259,13 +304,21 @@ export function createKasminaApi(options: ApiOptions): Pick<
         stopped = true;
         wake?.();
       };
+      // CloseTrainingRun ends the run's watchers (DESIGN §2.1) after its last packets (the retirements).
+      let closing = false;
+      const finish = (): void => {
+        closing = true;
+        wake?.();
+      };
       context.signal.addEventListener("abort", stop, { once: true });
+      run.closed.addEventListener("abort", finish, { once: true });
       void options.draining?.then(stop);
       watchers += 1;
       try {
         while (!stopped) {
           const [packet] = queue.drain(1);
           if (packet === undefined) {
+            if (closing) break;
             await new Promise<void>((resolve) => {
               wake = resolve;
             });
@@ -279,28 +332,31 @@ export function createKasminaApi(options: ApiOptions): Pick<
         watchers -= 1;
         unsubscribe();
         context.signal.removeEventListener("abort", stop);
+        run.closed.removeEventListener("abort", finish);
       }
     },
 
-    getStatus(): GetStatusResponse {
-      const kernel = manager.kernelBreaker.snapshot();
-      const iso = manager.isolationBreaker.snapshot();
-      const gpu = manager.gpuCacheStats();
-      return {
-        isolationBackend: options.isolationBackend,
-        seeds: manager.seedIds().length,
-        currentEpoch: manager.currentEpoch,
-        kernelBreaker: kernel.state,
-        isolationBreaker: iso.state,
-        prefetchIssue: options.prefetchIssue() ?? "",
-        version: options.version,
-        kernelCache: cacheStats(manager.memory.kernelCache.stats()),
-        telemetryCache: cacheStats(manager.memory.telemetryCache.stats()),
-        gpuCache: gpu === undefined ? undefined : cacheStats(gpu, gpu.capacity),
-        trainingRuns: 1,
-        trainingRun: "default",
-        stateStore: "memory",
-      };
+    getStatus(_request, context): Promise<GetStatusResponse> {
+      return runs.within(context, ({ manager, id }) => {
+        const kernel = manager.kernelBreaker.snapshot();
+        const iso = manager.isolationBreaker.snapshot();
+        const gpu = manager.gpuCacheStats();
+        return {
+          isolationBackend: options.isolationBackend,
+          seeds: manager.seedIds().length,
+          currentEpoch: manager.currentEpoch,
+          kernelBreaker: kernel.state,
+          isolationBreaker: iso.state,
+          prefetchIssue: options.prefetchIssue() ?? "",
+          version: options.version,
+          kernelCache: cacheStats(manager.memory.kernelCache.stats()),
+          telemetryCache: cacheStats(manager.memory.telemetryCache.stats()),
+          gpuCache: gpu === undefined ? undefined : cacheStats(gpu, gpu.capacity),
+          trainingRuns: runs.runs.size,
+          trainingRun: id,
+          stateStore: runs.runs.store.description,
+        };
+      }, false);
     },
   };
 }

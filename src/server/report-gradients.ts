@@ -20,6 +20,7 @@ import {
 import { invalidArgument, notFound, resourceExhausted } from "../kasmina/errors.js";
 import type { SeedManager } from "../kasmina/seed-manager.js";
 import type { CallContext } from "./adapter.js";
+import type { CallRuns } from "./call-run.js";
 import { checkIdLength, quote } from "./limits.js";
 
 /** The isolation engine's errors as statuses: framing ⇒ INVALID_ARGUMENT, a bound ⇒ RESOURCE_EXHAUSTED. */
@@ -30,7 +31,8 @@ function mapped(error: unknown): unknown {
 }
 
 export interface GradientApiOptions {
-  manager: SeedManager;
+  /** Sessions are per run: each stream works on the run its metadata selects. */
+  runs: CallRuns;
   /** Configuration of the sessions the manager opens; used for a scratch session that only validates. */
   sessionConfig: IsolationSessionConfig;
   backendName: string;
@@ -58,11 +60,13 @@ function sessionOf(manager: SeedManager, seedId: string): IsolationSession | und
 
 export function createGradientApi(options: GradientApiOptions): {
   reportGradients: (requests: AsyncIterable<ReportGradientsRequest>, context: CallContext) => Promise<ReportGradientsResponse>;
-  getIsolationStats: (request: GetIsolationStatsRequest) => GetIsolationStatsResponse;
+  getIsolationStats: (request: GetIsolationStatsRequest, context: CallContext) => Promise<GetIsolationStatsResponse>;
 } {
-  const { manager, backendName } = options;
+  const { runs, backendName } = options;
   return {
     async reportGradients(requests, context) {
+      const run = runs.forCall(context);
+      const { manager } = run;
       let seedId: string | undefined;
       let session: IsolationSession | undefined;
       let pass: ReturnType<IsolationSession["beginPass"]> | undefined;
@@ -104,19 +108,23 @@ export function createGradientApi(options: GradientApiOptions): {
         pass = undefined;
         if (result.applied && !result.snapshot.isolated && manager.hasSeed(seedId)) manager.recordIsolationViolation(seedId);
         const violations = manager.seedView(seedId)?.isolationViolations ?? 0;
+        // A recorded violation is state (DESIGN §2.2): committed before the report answers.
+        await runs.runs.commit(run);
         return { report: report(seedId, session === undefined ? undefined : result.snapshot, violations, backendName) };
       } finally {
         pass?.abort();
       }
     },
 
-    getIsolationStats(request) {
+    getIsolationStats(request, context) {
       const seedId = request.seedId;
       checkIdLength(seedId, "seed_id");
       if (seedId.trim() === "") throw invalidArgument("seed_id must not be empty");
-      const ctx = manager.seedView(seedId);
-      if (ctx === undefined || manager.isEphemeral(seedId)) throw notFound(`seed ${quote(seedId)} is not managed`);
-      return { report: report(seedId, sessionOf(manager, seedId)?.snapshot(), ctx.isolationViolations, backendName) };
+      return runs.within(context, ({ manager }) => {
+        const ctx = manager.seedView(seedId);
+        if (ctx === undefined || manager.isEphemeral(seedId)) throw notFound(`seed ${quote(seedId)} is not managed`);
+        return { report: report(seedId, sessionOf(manager, seedId)?.snapshot(), ctx.isolationViolations, backendName) };
+      }, false);
     },
   };
 }

@@ -102,6 +102,8 @@ function implementation(api: KasminaApi, options: AdapterOptions): UntypedServic
     getStatus: u(s.getStatus, api.getStatus),
     getProjection: u(s.getProjection, api.getProjection),
     reportGradientSketch: u(s.reportGradientSketch, api.reportGradientSketch),
+    listTrainingRuns: u(s.listTrainingRuns, api.listTrainingRuns),
+    closeTrainingRun: u(s.closeTrainingRun, api.closeTrainingRun),
     reportGradients: clientStream<Buffer, Awaited<ReturnType<KasminaApi["reportGradients"]>>>(
       s.reportGradients.path,
       options,

@@ -284,7 +284,7 @@ describe("createPrefetch (wiring from configuration)", () => {
   it("KASMINA_BUS=redis ⇒ Redis Streams bus at KASMINA_REDIS_URL, no built-in responder", async () => {
     const stack = createPrefetch(
       { bus: "redis", redisUrl: "redis://127.0.0.1:1", secret: undefined, trainingRunId: "run" },
-      { catalog: CATALOG, handlers: { onReady: () => undefined, onError: () => undefined } },
+      { catalog: CATALOG, handlers: { onReady: () => undefined, onError: () => undefined }, redisBus: (options) => new RedisBus(options) },
     );
     if (stack === undefined) throw new Error("expected a prefetch stack");
     expect(stack.bus).toBeInstanceOf(RedisBus);

@@ -6,6 +6,9 @@ import { AggregationTemporality, DataPointType, MeterProvider, MetricReader, typ
 import { afterEach, describe, expect, it } from "vitest";
 import { OtelMetrics } from "../../src/infra/otel-metrics.js";
 import { createKasminaApi } from "../../src/server/kasmina-api.js";
+import { CallRuns } from "../../src/server/call-run.js";
+import { TrainingRuns } from "../../src/kasmina/training-runs.js";
+import { MemoryStateStore } from "../../src/infra/memory-state-store.js";
 import { SeedManager } from "../../src/kasmina/seed-manager.js";
 import { BlueprintCatalog } from "../../src/infra/blueprint-catalog.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
@@ -84,8 +87,10 @@ describe("OpenTelemetry instruments", () => {
     const reader = new TestReader();
     provider = new MeterProvider({ readers: [reader] });
     const metrics = new OtelMetrics(provider.getMeter("kasmina-test"));
-    const manager = new SeedManager({ runtime: BlueprintCatalog.builtin(), clock: new FakeClock(), metrics });
-    const api = createKasminaApi({ manager, version: "t", isolationBackend: "js", prefetchIssue: () => undefined, watchQueueLimit: 8, metrics });
+    const clock = new FakeClock();
+    const manager = new SeedManager({ runtime: BlueprintCatalog.builtin(), clock, metrics });
+    const runs = new TrainingRuns({ store: new MemoryStateStore(metrics), clock, defaultRunId: "default", maxRuns: 1, verifier: undefined, createManager: () => manager, onStoreFailure: () => undefined });
+    const api = createKasminaApi({ runs: new CallRuns(runs), version: "t", isolationBackend: "js", prefetchIssue: () => undefined, watchQueueLimit: 8, metrics });
     const controller = new AbortController();
     const written: TelemetryPacket[] = [];
     let release: () => void = () => undefined;

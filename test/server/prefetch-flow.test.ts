@@ -1,6 +1,7 @@
 // Germinate → prefetch → ready → graft through the whole service, on the in-process bus and on a
 // real redis-server answered by a stand-in Oona responder; spans read back from memory.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Metadata } from "@grpc/grpc-js";
 import { SpanStatusCode } from "@opentelemetry/api";
 import { Redis } from "ioredis";
 import { BusEnvelope, BusMessageType, SeedLifecycleStage as Stage, SeedOperation, TelemetryLevel, type TelemetryEvent } from "../../src/leyline.js";
@@ -62,19 +63,30 @@ describe("prefetch on the in-process bus (KASMINA_BUS=memory)", () => {
     expect(span?.status.message).toContain("BP_UNKNOWN");
   });
 
-  it("without a training run id the germinate fails loudly and changes nothing", async () => {
-    harness = await startHarness({ KASMINA_BUS: "memory" });
+  it("every call has a run: requests carry the selected run's id and each ready reply reaches the run that asked", async () => {
+    const recorded = recordedTracing();
+    harness = await startHarness({ KASMINA_BUS: "memory" }, undefined, recorded.tracing);
     const h = harness;
+    const inRun = (id: string): Metadata => {
+      const metadata = new Metadata();
+      metadata.set("kasmina-training-run", id);
+      return metadata;
+    };
     await call(h.client, h.client.registerHost, { parameters: HOST });
-    const response = await call(h.client, h.client.applyCommand, { command: germinate(h.clock, "s") });
-    expect(response.seed?.stage).toBe(Stage.SEED_STAGE_DORMANT);
-    const failed = response.events.find((e) => e.description === "prefetch_request_failed");
-    expect(failed?.level).toBe(TelemetryLevel.TELEMETRY_LEVEL_ERROR);
-    expect(failed?.attributes.get("reason")).toContain("training_run_id");
+    await call(h.client, h.client.registerHost, { parameters: HOST }, inRun("run-9"));
+    // No metadata: the default run (KASMINA_TRAINING_RUN_ID unset ⇒ "default").
+    expect((await call(h.client, h.client.applyCommand, { command: germinate(h.clock, "s") })).seed?.stage).toBe(Stage.SEED_STAGE_GERMINATED);
+    // The same seed id in another run, with a signed annotation that names that run.
+    const annotated = germinate(h.clock, "s", "BP001", { annotations: new Map(Object.entries({ training_run_id: "run-9" })) });
+    expect((await call(h.client, h.client.applyCommand, { command: annotated }, inRun("run-9"))).seed?.stage).toBe(Stage.SEED_STAGE_GERMINATED);
+    await waitUntil(async () => (await stageOf(h, "s")) === Stage.SEED_STAGE_TRAINING, "the default run's seed reaches TRAINING");
+    await waitUntil(
+      async () => (await call(h.client, h.client.exportSeedStates, {}, inRun("run-9"))).seeds.find((s) => s.seedId === "s")?.stage === Stage.SEED_STAGE_TRAINING,
+      "run-9's seed reaches TRAINING",
+    );
+    expect(recorded.spans("kasmina.prefetch.request").map((span) => span.attributes["training_run_id"]).sort()).toEqual(["default", "run-9"]);
+    expect(h.app.runs.find("run-9")?.manager.pendingPrefetchCount()).toBe(0);
     expect(h.app.manager.pendingPrefetchCount()).toBe(0);
-    // The command's own annotation supplies the run id.
-    const annotated = await call(h.client, h.client.applyCommand, { command: germinate(h.clock, "s", "BP001", { annotations: new Map(Object.entries({ training_run_id: "run-9" })) }) });
-    expect(annotated.seed?.stage).toBe(Stage.SEED_STAGE_GERMINATED);
   });
 
   it("a retired seed drops its outstanding request and a late reply is ignored", async () => {

@@ -21,9 +21,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(env: Record<string, string> = {}, metrics: MetricsPort = noopMetrics, tracing?: TracingPort): Promise<Harness> {
-  const config = loadConfig({ ESPER_LEYLINE_SECRET: SECRET, KASMINA_PORT: "0", ...env });
-  const clock = new FakeClock(1000, 1_790_000_000_000);
+export async function startHarness(env: Record<string, string> = {}, metrics: MetricsPort = noopMetrics, tracing?: TracingPort, clock = new FakeClock(1000, 1_790_000_000_000)): Promise<Harness> {
+  // In-process tests keep state in memory unless they ask for a file (KASMINA_STATE=sqlite).
+  const config = loadConfig({ ESPER_LEYLINE_SECRET: SECRET, KASMINA_PORT: "0", KASMINA_STATE: "memory", ...env });
   const app = await createApp(config, { metrics, log: () => undefined, version: "test", clock, ...(tracing === undefined ? {} : { tracing }) });
   const server = await startServer({ config, api: app.api, metrics, log: () => undefined });
   app.onHealthChange((healthy) => server.setServing(healthy));
@@ -39,6 +39,7 @@ export async function startHarness(env: Record<string, string> = {}, metrics: Me
       client.close();
       await app.close();
       await server.shutdown(1000);
+      await app.closeStore();
     },
   };
 }

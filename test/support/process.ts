@@ -25,7 +25,8 @@ export interface KasminaProcess {
 export function spawnKasmina(env: Record<string, string>): KasminaProcess {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build (npm test does it first)`);
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env["PATH"] ?? "", KASMINA_PORT: "0", ...env },
+    // State in memory unless a test names a file: tests never write kasmina-data/ in the checkout.
+    env: { PATH: process.env["PATH"] ?? "", KASMINA_PORT: "0", KASMINA_STATE: "memory", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
