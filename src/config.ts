@@ -1,6 +1,7 @@
 // One typed table of configuration variables, parsed and validated in one place (DESIGN §2, §4).
 // A bad value fails start-up with a message naming the variable.
 import { readFileSync } from "node:fs";
+import { loadEtcdConfig, type EtcdConfig } from "./config-replicas.js";
 
 export type BusKind = "none" | "memory" | "redis";
 export type IsolationBackendPreference = "auto" | "tensorflow-gpu" | "tensorflow" | "wasm" | "js";
@@ -39,9 +40,11 @@ export interface KasminaConfig {
   state: StateKind;
   statePath: string;
   maxTrainingRuns: number;
+  /** KASMINA_STATE=etcd only (DESIGN §2.4): endpoints, lease, advertised address, credentials. */
+  etcd: EtcdConfig | undefined;
 }
 
-export type StateKind = "sqlite" | "memory";
+export type StateKind = "sqlite" | "memory" | "etcd";
 
 export class ConfigError extends Error {
   constructor(
@@ -137,11 +140,14 @@ export function loadConfig(env: Env = process.env): KasminaConfig {
     throw new ConfigError("KASMINA_REDIS_URL", `expected a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}`);
   }
   const prometheus = raw(env, "KASMINA_PROMETHEUS_PORT");
+  const host = raw(env, "KASMINA_HOST") ?? "127.0.0.1";
+  const port = num(env, "KASMINA_PORT", 50051, integer(0, 65535));
+  const state = oneOf<StateKind>(env, "KASMINA_STATE", "sqlite", ["sqlite", "memory", "etcd"]);
   const fallback = env["KASMINA_FALLBACK_BLUEPRINT"];
   return {
     secret: secret(env),
-    host: raw(env, "KASMINA_HOST") ?? "127.0.0.1",
-    port: num(env, "KASMINA_PORT", 50051, integer(0, 65535)),
+    host,
+    port,
     bus: oneOf<BusKind>(env, "KASMINA_BUS", "none", ["none", "memory", "redis"]),
     redisUrl,
     cacheTtlSeconds: num(env, "KASMINA_CACHE_TTL_SECONDS", 300, positive),
@@ -172,9 +178,9 @@ export function loadConfig(env: Env = process.env): KasminaConfig {
     tlsKey,
     tlsClientCa,
     authToken: raw(env, "KASMINA_AUTH_TOKEN"),
-    // etcd (DESIGN §2.4) is a later issue: refusing it here beats silently keeping state elsewhere.
-    state: oneOf<StateKind>(env, "KASMINA_STATE", "sqlite", ["sqlite", "memory"]),
+    state,
     statePath: raw(env, "KASMINA_STATE_PATH") ?? "kasmina-data/kasmina.db",
     maxTrainingRuns: num(env, "KASMINA_MAX_TRAINING_RUNS", 64, integer(1, 1_000_000)),
+    etcd: state === "etcd" ? loadEtcdConfig(env, host, port) : undefined,
   };
 }

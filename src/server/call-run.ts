@@ -22,9 +22,12 @@ export class CallRuns {
     return value;
   }
 
-  /** The run this call selects, created by its first call (RESOURCE_EXHAUSTED past the limit). */
-  forCall(context: Pick<CallContext, "metadata">): TrainingRun {
-    return this.runs.open(this.runIdOf(context));
+  /**
+   * The run this call selects, created by its first call (RESOURCE_EXHAUSTED past the limit); with
+   * replicas, taken over and loaded first, or UNAVAILABLE naming the replica that owns it.
+   */
+  forCall(context: Pick<CallContext, "metadata">): Promise<TrainingRun> {
+    return this.runs.take(this.runIdOf(context));
   }
 
   /**
@@ -33,7 +36,7 @@ export class CallRuns {
    * counts as the run's last activity.
    */
   async within<T>(context: Pick<CallContext, "metadata">, work: (run: TrainingRun) => T | Promise<T>, activity = true): Promise<T> {
-    const run = this.forCall(context);
+    const run = await this.forCall(context);
     let result: T;
     try {
       result = await work(run);

@@ -233,7 +233,7 @@ export function createKasminaApi(options: ApiOptions): Pick<
     },
 
     async watchTelemetry(_request, write, context) {
-      const run = runs.forCall(context);
+      const run = await runs.forCall(context);
       const { manager } = run;
       // Each watcher has its own bounded ring (the same PacketLog the service drains): a slow
       // watcher loses its oldest packets, counted, instead of making the server buffer without bound.
@@ -278,6 +278,8 @@ export function createKasminaApi(options: ApiOptions): Pick<
         context.signal.removeEventListener("abort", stop);
         run.closed.removeEventListener("abort", finish);
       }
+      // A replica that stopped serving the run ends its watchers UNAVAILABLE (DESIGN §2.4).
+      if (closing && run.closed.reason instanceof KasminaError) throw run.closed.reason;
     },
 
     getStatus(_request, context): Promise<GetStatusResponse> {

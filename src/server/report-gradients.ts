@@ -51,7 +51,7 @@ export function createGradientApi(options: GradientApiOptions): {
   const { runs, backendName } = options;
   return {
     async reportGradients(requests, context) {
-      const run = runs.forCall(context);
+      const run = await runs.forCall(context);
       const { manager } = run;
       let seedId: string | undefined;
       let session: IsolationSession | undefined;
