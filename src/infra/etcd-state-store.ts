@@ -141,6 +141,8 @@ export class EtcdStateStore implements StateStore, RunOwnership {
     if (this.closed) throw new StoreUnreachableError("the etcd state store is closed (the replica is shutting down)");
     for (let attempt = 0; attempt < 3; attempt++) {
       this.checkDeadline();
+      // A replica that just gave up its lease (woken from a pause, say) asks for a fresh one first.
+      if (this.lease === undefined) await this.tick();
       const lease = this.lease;
       if (lease === undefined) throw new StoreUnreachableError(`etcd (${this.options.endpoints.join(",")}) is unreachable: this replica holds no lease`);
       const ownerKey = this.ownerKey(runId);
