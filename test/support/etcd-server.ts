@@ -155,7 +155,7 @@ export class EtcdCluster {
         "--initial-advertise-peer-urls", `http://127.0.0.1:${m.peerPort}`,
         "--initial-cluster", initialCluster,
         "--initial-cluster-state", state,
-        "--initial-cluster-token", `kasmina-test-${m.peerPort}`,
+        "--initial-cluster-token", `kasmina-test-${this.members[0]!.peerPort}`,
         // Kasmina writes one transaction per acknowledged call; a first capture of a busy run can
         // exceed the default 128 operations (README: Running several replicas).
         "--max-txn-ops", "4096",
