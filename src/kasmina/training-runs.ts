@@ -7,7 +7,7 @@ import { KasminaError } from "./errors.js";
 import type { Clock } from "./ports.js";
 import { RunPersistence } from "./run-state-codec.js";
 import type { SeedManager } from "./seed-manager.js";
-import { NonceTakenError, type StateStore } from "./state-store.js";
+import { NonceTakenError, type NonceEntry, type StateStore } from "./state-store.js";
 
 /** DESIGN §2.1: 1–128 characters of [A-Za-z0-9._:-]. */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -148,10 +148,10 @@ export class TrainingRuns {
    * A call that changed nothing still waits for earlier changes, so it never reports state that a
    * crash could take back. `activity` stamps the run's last activity (calls that change it).
    */
-  async commit(run: TrainingRun | undefined, activity = true): Promise<void> {
+  async commit(run: TrainingRun | undefined, activity = true, registered?: NonceEntry[]): Promise<void> {
     if (run !== undefined && activity) run.persistence.lastActivityMs = this.options.clock.wallMs();
     const delta = run?.persistence.capture();
-    const nonces = this.options.verifier?.nonces.takeRegistered() ?? [];
+    const nonces = registered ?? this.takeNonces();
     const empty = delta === undefined || (delta.puts.size === 0 && delta.deletes.length === 0);
     if (empty && nonces.length === 0) {
       await this.options.store.settled();
@@ -187,6 +187,11 @@ export class TrainingRuns {
     if (run === undefined) return;
     this.runs.delete(runId);
     run.end(new KasminaError("unavailable", message));
+  }
+
+  /** Nonces registered since the last take (a call takes its own right after its work, call-run.ts). */
+  takeNonces(): NonceEntry[] {
+    return this.options.verifier?.nonces.takeRegistered() ?? [];
   }
 
   /** DESIGN §2.1 CloseTrainingRun: retires every seed, ends the watchers, deletes the run's state. */

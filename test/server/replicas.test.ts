@@ -45,6 +45,27 @@ describe("KASMINA_STATE=etcd in process", () => {
     expect(await call(a.client, a.client.exportSeedStates, {}, inRun("hazard-a"))).toEqual(before);
   });
 
+  it("each call's nonce is claimed in its own call's transaction, also when two calls of one replica interleave (finding: nonce taken by the wrong call)", async () => {
+    const a = await replica("a.interleave");
+    const b = await replica("b.interleave");
+    const claimed = germinate(b.clock, "claimed");
+    await call(b.client, b.client.applyCommand, { command: claimed }, inRun("interleave-b"));
+    const fresh = germinate(a.clock, "fresh");
+    await call(a.client, a.client.exportSeedStates, {}, inRun("interleave-1"));
+    await call(a.client, a.client.exportSeedStates, {}, inRun("interleave-2"));
+    // Both calls enter the API in one turn of the event loop, as two requests read from one socket do.
+    const context = (run: string) => ({ method: "ApplyCommand", metadata: inRun(run), signal: new AbortController().signal });
+    const results = await Promise.allSettled([
+      a.app.api.applyCommand({ command: fresh }, context("interleave-1")),
+      a.app.api.applyCommand({ command: claimed }, context("interleave-2")),
+    ]);
+    expect(results[0]?.status).toBe("fulfilled");
+    expect(results[1]?.status).toBe("rejected");
+    expect(((results[1] as PromiseRejectedResult).reason as Error).message).toMatch(/^nonce_replayed/);
+    const seeds = await call(a.client, a.client.exportSeedStates, {}, inRun("interleave-1"));
+    expect(seeds.seeds.map((s) => s.seedId)).toEqual(["fresh"]);
+  });
+
   it("GetStatus.state_store is etcd:ENDPOINTS", async () => {
     const a = await replica("a.status");
     const st = await call(a.client, a.client.getStatus, {}, inRun("status-run"));
