@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     const route = new Map<string, string>(Array.from({ length: RUNS }, (_, i) => [runName(i), replicas[i % 3]!.address]));
     const victim = replicas[0]!;
     const victimRuns = new Set(Array.from({ length: RUNS }, (_, i) => runName(i)).filter((_, i) => i % 3 === 0));
-    let killedAt: number | undefined;
+    const kill = { at: undefined as number | undefined };
     const recovered = new Map<string, number>();
     let stop = false;
 
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
         try {
           await call(client, client.applyCommand, { command: entry.command }, inRun(entry.run));
           entry.oks++;
-          if (killedAt !== undefined && victimRuns.has(entry.run) && !recovered.has(entry.run)) recovered.set(entry.run, performance.now() - killedAt);
+          if (kill.at !== undefined && victimRuns.has(entry.run) && !recovered.has(entry.run)) recovered.set(entry.run, performance.now() - kill.at);
           return;
         } catch (error) {
           const e = error as ServiceError;
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     });
     await new Promise((resolve) => setTimeout(resolve, (SECONDS * 1000) / 2));
     const ackedBeforeKill = sent.filter((s) => s.oks > 0).length;
-    killedAt = performance.now();
+    kill.at = performance.now();
     await victim.kill("SIGKILL");
     clients.delete(victim.address);
     replicas.splice(0, 1);
