@@ -75,6 +75,7 @@ export class EtcdStateStore implements StateStore, RunOwnership {
   private writeSeq = 0;
   private closed = false;
   private isReachable = false;
+  private lastError: string | undefined;
 
   constructor(private readonly options: EtcdStoreOptions) {
     this.description = describeEndpoints(options.endpoints);
@@ -359,6 +360,7 @@ export class EtcdStateStore implements StateStore, RunOwnership {
         await this.lease.handle.keepaliveOnce({ deadline: Date.now() + this.callTimeoutMs });
       }
       this.deadline = sent + this.options.leaseMs;
+      this.lastError = undefined;
       this.setReachable(true);
     } catch (error) {
       if (error instanceof EtcdLeaseInvalidError) {
@@ -383,6 +385,9 @@ export class EtcdStateStore implements StateStore, RunOwnership {
   private unreachable(error: unknown): Error {
     if (error instanceof OwnershipLostError || error instanceof NonceTakenError || error instanceof RunOwnedElsewhere) return error;
     const message = error instanceof Error ? error.message : String(error);
+    // Operators see why calls answer UNAVAILABLE (e.g. etcd's --max-txn-ops), each reason once in a row.
+    if (message !== this.lastError) this.options.log(`etcd request failed: ${message}`);
+    this.lastError = message;
     this.kick();
     return new StoreUnreachableError(`etcd (${this.options.endpoints.join(",")}) did not complete the request: ${message}`);
   }

@@ -47,7 +47,7 @@ export class OwnershipLostError extends Error {
   }
 }
 
-/** The store did not answer: the change may or may not have been applied, so the run is reloaded. */
+/** The store did not complete the request (unreachable, or it refused the change as too large): a change may or may not have been applied, so the run is reloaded. */
 export class StoreUnreachableError extends Error {
   constructor(message: string) {
     super(message);

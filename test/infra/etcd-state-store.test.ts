@@ -114,6 +114,18 @@ describe("EtcdStateStore", () => {
     await expect(a.commit(change("run-d", { meta: "late" }))).rejects.toBeInstanceOf(OwnershipLostError);
   });
 
+  it("a change larger than etcd's --max-txn-ops is refused whole: nothing of it is applied and the reason is logged", async () => {
+    const logged: string[] = [];
+    const a = await replica("a:4", { log: (m) => logged.push(m) });
+    await a.acquire("run-big");
+    const puts: Record<string, string> = {};
+    for (let i = 0; i < 5000; i++) puts[`packet/${i}`] = "{}";
+    await expect(a.commit(change("run-big", puts, ["cmd-big"]))).rejects.toBeInstanceOf(StoreUnreachableError);
+    expect(logged.some((m) => /too many operations in txn request/.test(m))).toBe(true);
+    expect(await a.acquire("run-big")).toEqual(new Map());
+    await a.commit(change("run-big", { meta: "small" }, ["cmd-big"]));
+  });
+
   it("etcd down: writes and take-overs fail with StoreUnreachableError and reachable turns false; etcd back: nothing committed is lost", async () => {
     const a = await replica("a:3", { callTimeoutMs: 500 });
     await a.acquire("run-u");
