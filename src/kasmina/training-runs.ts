@@ -8,6 +8,7 @@ import type { Clock } from "./ports.js";
 import { RunPersistence } from "./run-state-codec.js";
 import type { SeedManager } from "./seed-manager.js";
 import { NonceTakenError, type NonceEntry, type StateStore } from "./state-store.js";
+import type { RunOwnership } from "./run-ownership.js";
 
 /** DESIGN §2.1: 1–128 characters of [A-Za-z0-9._:-]. */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -69,11 +70,16 @@ export class TrainingRuns {
   /**
    * The run a call selects, ready to serve. With a replicated store (etcd) a run not in memory is
    * taken over and loaded first; one owned by another live replica throws RunOwnedElsewhere
-   * (UNAVAILABLE naming it). Otherwise the same as open().
+   * (UNAVAILABLE naming it). Otherwise the same as open(), synchronously (a watcher subscribes in
+   * the same turn as its call).
    */
-  async take(runId: string = this.defaultRunId): Promise<TrainingRun> {
+  take(runId: string = this.defaultRunId): TrainingRun | Promise<TrainingRun> {
     const ownership = this.options.store.ownership;
     if (ownership === undefined) return this.open(runId);
+    return this.takeOwned(ownership, runId);
+  }
+
+  private async takeOwned(ownership: RunOwnership, runId: string): Promise<TrainingRun> {
     const existing = this.runs.get(runId);
     if (existing !== undefined && ownership.owns(runId)) return existing;
     if (existing !== undefined) this.evict(runId, `this replica stopped serving training run ${JSON.stringify(runId)}`);

@@ -27,7 +27,7 @@ export class CallRuns {
    * The run this call selects, created by its first call (RESOURCE_EXHAUSTED past the limit); with
    * replicas, taken over and loaded first, or UNAVAILABLE naming the replica that owns it.
    */
-  forCall(context: Pick<CallContext, "metadata">): Promise<TrainingRun> {
+  forCall(context: Pick<CallContext, "metadata">): TrainingRun | Promise<TrainingRun> {
     return this.runs.take(this.runIdOf(context));
   }
 

@@ -233,7 +233,9 @@ export function createKasminaApi(options: ApiOptions): Pick<
     },
 
     async watchTelemetry(_request, write, context) {
-      const run = await runs.forCall(context);
+      // Synchronous unless a replica must take the run over first: a watcher subscribes in its call's turn.
+      const taken = runs.forCall(context);
+      const run = taken instanceof Promise ? await taken : taken;
       const { manager } = run;
       // Each watcher has its own bounded ring (the same PacketLog the service drains): a slow
       // watcher loses its oldest packets, counted, instead of making the server buffer without bound.

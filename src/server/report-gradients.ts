@@ -51,7 +51,9 @@ export function createGradientApi(options: GradientApiOptions): {
   const { runs, backendName } = options;
   return {
     async reportGradients(requests, context) {
-      const run = await runs.forCall(context);
+      // Synchronous unless a replica must take the run over first: a watcher subscribes in its call's turn.
+      const taken = runs.forCall(context);
+      const run = taken instanceof Promise ? await taken : taken;
       const { manager } = run;
       let seedId: string | undefined;
       let session: IsolationSession | undefined;
