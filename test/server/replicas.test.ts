@@ -5,7 +5,8 @@ import { Etcd3 } from "etcd3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { EtcdCluster } from "../support/etcd-server.js";
-import { call } from "../support/grpc-clients.js";
+import { call, healthStatus } from "../support/grpc-clients.js";
+import { freePort } from "../support/redis-server.js";
 import { germinate, startHarness, type Harness } from "../support/harness.js";
 import { inRun, refusal } from "../support/replicas.js";
 
@@ -98,6 +99,40 @@ describe("KASMINA_STATE=etcd in process", () => {
     // It takes the run again (nobody else holds it) with its state intact.
     const seeds = await call(a.client, a.client.exportSeedStates, {}, inRun("watch-run"));
     expect(seeds.seeds.map((s) => s.seedId)).toEqual(["w"]);
+  });
+});
+
+describe("etcd reachability and credentials", () => {
+  it("a replica started while etcd is unreachable is NOT_SERVING and answers UNAVAILABLE, and never crashes", async () => {
+    const h = await startHarness({ KASMINA_STATE: "etcd", KASMINA_ETCD_ENDPOINTS: `http://127.0.0.1:${await freePort()}`, KASMINA_LEASE_MS: "2000", KASMINA_ADVERTISE_ADDRESS: "down:1" });
+    harnesses.push(h);
+    expect(await healthStatus(h.server.address)).toBe("NOT_SERVING");
+    const refused = await refusal(call(h.client, h.client.exportSeedStates, {}, inRun("r")));
+    expect(refused.code).toBe(status.UNAVAILABLE);
+    expect(refused.details).toMatch(/unreachable/);
+  });
+
+  it("KASMINA_ETCD_USERNAME/PASSWORD authenticate to an etcd with auth enabled; a wrong password serves nothing and is never shown", async () => {
+    const secured = await EtcdCluster.start(1);
+    try {
+      secured.enableAuth("root", "etcd-pw-1");
+      const env = { KASMINA_STATE: "etcd", KASMINA_ETCD_ENDPOINTS: secured.endpoints.join(","), KASMINA_LEASE_MS: "2000", KASMINA_ETCD_USERNAME: "root" };
+      const good = await startHarness({ ...env, KASMINA_ETCD_PASSWORD: "etcd-pw-1", KASMINA_ADVERTISE_ADDRESS: "good:1" });
+      harnesses.push(good);
+      await call(good.client, good.client.applyCommand, { command: germinate(good.clock, "authed") }, inRun("auth-run"));
+      const st = await call(good.client, good.client.getStatus, {}, inRun("auth-run"));
+      expect(st.stateStore).toBe(`etcd:${secured.endpoints.join(",")}`);
+      expect(JSON.stringify(st, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))).not.toContain("etcd-pw-1");
+      const bad = await startHarness({ ...env, KASMINA_ETCD_PASSWORD: "wrong-pw-2", KASMINA_ADVERTISE_ADDRESS: "bad:1" });
+      harnesses.push(bad);
+      expect(await healthStatus(bad.server.address)).toBe("NOT_SERVING");
+      const refused = await refusal(call(bad.client, bad.client.exportSeedStates, {}, inRun("auth-run")));
+      expect(refused.code).toBe(status.UNAVAILABLE);
+      expect(refused.details).not.toContain("wrong-pw-2");
+      await Promise.all(harnesses.splice(0).map((h) => h.close()));
+    } finally {
+      await secured.close();
+    }
   });
 });
 

@@ -102,6 +102,17 @@ export class EtcdCluster {
     throw new Error("no etcd member reports itself leader");
   }
 
+  /** Turns on etcd authentication with one root user (etcdctl, as an operator would). */
+  enableAuth(user: string, password: string): void {
+    const etcdctl = (...args: string[]): void => {
+      const out = spawnSync("etcdctl", ["--endpoints", this.endpoints.join(","), ...args], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" }, timeout: 10_000 });
+      if (out.status !== 0) throw new Error(`etcdctl ${args[0] ?? ""} failed: ${out.stderr}`);
+    };
+    etcdctl("user", "add", user, `--new-user-password=${password}`, "--interactive=false");
+    etcdctl("user", "grant-role", user, "root");
+    etcdctl("auth", "enable");
+  }
+
   /** SIGKILLs the member (an abrupt crash) and waits for its exit; its data dir is kept. */
   async kill(index: number): Promise<void> {
     await this.signal(index, "SIGKILL");
