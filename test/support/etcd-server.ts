@@ -2,12 +2,23 @@
 // each with its own temporary data dir, removed in close(). Nothing is skipped when etcd is missing:
 // CI installs it (apt package `etcd-server`), so its absence is a setup error with a clear message.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./redis-server.js";
 
 const READY_TIMEOUT_MS = 20_000;
+
+/** PEM files for TLS on the client URLs; with `ca` set, clients need a certificate it signed. */
+export interface EtcdTls {
+  cert: string;
+  key: string;
+  ca: string;
+  /** A client certificate and key the health check presents. */
+  clientCert: string;
+  clientKey: string;
+}
 
 class Member {
   child: ChildProcess | undefined;
@@ -18,10 +29,11 @@ class Member {
     readonly clientPort: number,
     readonly peerPort: number,
     readonly dataDir: string,
+    readonly tls: EtcdTls | undefined,
   ) {}
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.tls === undefined ? "http" : "https"}://127.0.0.1:${this.clientPort}`;
   }
 
   get running(): boolean {
@@ -29,7 +41,19 @@ class Member {
   }
 }
 
-async function healthy(endpoint: string): Promise<boolean> {
+async function healthy(endpoint: string, tls: EtcdTls | undefined): Promise<boolean> {
+  if (tls !== undefined) {
+    return new Promise((resolve) => {
+      const req = request(`${endpoint}/health`, { ca: readFileSync(tls.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey), timeout: 1000 }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
+        res.on("end", () => resolve(body.includes('"health":"true"')));
+      });
+      req.on("error", () => resolve(false));
+      req.on("timeout", () => req.destroy());
+      req.end();
+    });
+  }
   try {
     const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
     const body = (await response.json()) as { health?: string };
@@ -47,14 +71,14 @@ export class EtcdCluster {
   }
 
   /** Starts `size` members (1 or 3) and waits until every one reports healthy. */
-  static async start(size = 1): Promise<EtcdCluster> {
+  static async start(size = 1, tls?: EtcdTls): Promise<EtcdCluster> {
     const found = spawnSync("etcd", ["--version"], { encoding: "utf8" });
     if (found.error !== undefined || found.status !== 0) {
       throw new Error("etcd is not installed or not on PATH; the replica tests need a real etcd (install it with `apt-get install -y etcd-server`)");
     }
     const root = mkdtempSync(join(tmpdir(), "kasmina-etcd-"));
     const members: Member[] = [];
-    for (let i = 0; i < size; i++) members.push(new Member(`m${i}`, await freePort(), await freePort(), join(root, `m${i}`)));
+    for (let i = 0; i < size; i++) members.push(new Member(`m${i}`, await freePort(), await freePort(), join(root, `m${i}`), tls));
     const cluster = new EtcdCluster(members, root);
     try {
       await Promise.all(members.map((_, i) => cluster.startMember(i, "new")));
@@ -171,6 +195,7 @@ export class EtcdCluster {
         // exceed the default 128 operations (README: Running several replicas).
         "--max-txn-ops", "4096",
         "--log-level", "warn",
+        ...(m.tls === undefined ? [] : ["--cert-file", m.tls.cert, "--key-file", m.tls.key, "--trusted-ca-file", m.tls.ca, "--client-cert-auth"]),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
@@ -183,7 +208,7 @@ export class EtcdCluster {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     // A member of a cluster is healthy only once a leader is elected, which needs a quorum: in a
     // fresh cluster the members wait for each other, so each one waits here concurrently.
-    while (!(await healthy(m.endpoint))) {
+    while (!(await healthy(m.endpoint, m.tls))) {
       if (!m.running) {
         m.child = undefined;
         throw new Error(`etcd member ${m.name} (client port ${m.clientPort}) exited during start-up:\n${m.output}`);
