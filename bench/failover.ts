@@ -108,9 +108,10 @@ async function main(): Promise<void> {
             entry.replayedOnResend = true;
             return;
           }
-          countError(`${status[e.code] ?? e.code}${ownerOf(e) === undefined ? "" : " (redirect)"}`);
-          if (e.code !== status.UNAVAILABLE) return;
           const owner = ownerOf(e);
+          const kind = owner === undefined ? "" : clients.has(owner) ? " redirected to a live owner" : " naming the killed owner (lease not yet expired)";
+          countError(`${status[e.code] ?? e.code}${kind}`);
+          if (e.code !== status.UNAVAILABLE) return;
           if (owner !== undefined && clients.has(owner)) route.set(entry.run, owner);
           else {
             // The replica is gone or etcd-less: try the next one.
