@@ -133,9 +133,7 @@ export class EtcdStateStore implements StateStore, RunOwnership {
   }
 
   owns(runId: string): boolean {
-    if (!this.owned.has(runId)) return false;
-    if (this.checkDeadline()) return this.owned.has(runId);
-    return false;
+    return this.owned.has(runId) && this.checkDeadline() && this.owned.has(runId);
   }
 
   async acquire(runId: string): Promise<Map<string, string>> {
@@ -274,8 +272,8 @@ export class EtcdStateStore implements StateStore, RunOwnership {
 
   /** A lease that outlives the entry by at most ~2 s, shared by the entries of about one second. */
   private async nonceLeaseFor(expiresAtMs: number): Promise<string> {
-    const fits = (l: { expiresAtMs: number } | undefined): boolean => l !== undefined && l.expiresAtMs >= expiresAtMs && l.expiresAtMs <= expiresAtMs + 2000;
-    if (fits(this.nonceLease)) return this.nonceLease!.id;
+    const current = this.nonceLease;
+    if (current !== undefined && current.expiresAtMs >= expiresAtMs && current.expiresAtMs <= expiresAtMs + 2000) return current.id;
     if (this.nonceLeaseGrant === undefined) {
       const now = this.wallMs();
       const ttl = Math.max(1, Math.ceil((expiresAtMs - now) / 1000) + 1);
