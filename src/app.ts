@@ -16,6 +16,7 @@ import { noopTracing, type TracingPort } from "./kasmina/ports.js";
 import { RedisBus } from "./infra/redis-bus.js";
 import { MemoryStateStore } from "./infra/memory-state-store.js";
 import { SqliteStateStore } from "./infra/sqlite-state-store.js";
+import { EtcdStateStore } from "./infra/etcd-state-store.js";
 import { StateStoreError, type StateStore } from "./kasmina/state-store.js";
 import { TrainingRuns } from "./kasmina/training-runs.js";
 import { CallRuns } from "./server/call-run.js";
@@ -66,8 +67,13 @@ function loadCatalog(path: string | undefined): BlueprintCatalog {
 }
 
 /** KASMINA_STATE: the store, or a configuration error naming KASMINA_STATE_PATH (never a silent reset). */
-function openStore(config: KasminaConfig, metrics: MetricsPort, clock: Clock): StateStore {
+function openStore(config: KasminaConfig, metrics: MetricsPort, clock: Clock, log: (message: string) => void): StateStore {
   if (config.state === "memory") return new MemoryStateStore(metrics, () => clock.wallMs());
+  if (config.state === "etcd" && config.etcd !== undefined) {
+    const etcd = config.etcd;
+    // The lease deadline runs on the process's own monotonic clock (DESIGN §2.4), never a fake one.
+    return new EtcdStateStore({ endpoints: etcd.endpoints, leaseMs: etcd.leaseMs, advertise: etcd.advertise, auth: etcd.auth, tls: etcd.tls, metrics, log, wallMs: () => clock.wallMs() });
+  }
   try {
     return new SqliteStateStore(config.statePath, metrics, () => clock.wallMs());
   } catch (error) {
@@ -79,7 +85,9 @@ function openStore(config: KasminaConfig, metrics: MetricsPort, clock: Clock): S
 export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock;
   const runtime = loadCatalog(config.blueprintCatalog);
-  const store = openStore(config, deps.metrics, clock);
+  const store = openStore(config, deps.metrics, clock, deps.log);
+  // Replicas: the lease loop starts now; an unreachable etcd leaves the service NOT_SERVING, not down.
+  if (store instanceof EtcdStateStore) await store.start();
   const verifier =
     config.secret === undefined
       ? undefined
@@ -102,7 +110,10 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     maxExactCopyBytes: config.limits.maxExactCopyBytes,
   };
   const healthListeners: ((healthy: boolean) => void)[] = [];
-  const setHealthy = (healthy: boolean): void => healthListeners.forEach((listener) => listener(healthy));
+  const storeReachable = (): boolean => store.ownership?.reachable ?? true;
+  const setHealthy = (healthy: boolean): void => healthListeners.forEach((listener) => listener(healthy && storeReachable()));
+  // DESIGN §2.4: etcd unreachable ⇒ NOT_SERVING; reachable again ⇒ SERVING (unless prefetch is failing).
+  store.ownership?.onReachable((reachable) => healthListeners.forEach((listener) => listener(reachable && prefetch?.coordinator.pollTaskIssue() === undefined)));
   let lastIssue: string | undefined;
   // Kernel prefetch over the bus (KASMINA_BUS=memory|redis); replies reach the manager through
   // these closures, since the manager is built after the coordinator.
@@ -224,7 +235,7 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     store,
     isolationBackend,
     onHealthChange: (listener) => healthListeners.push(listener),
-    healthy: () => prefetch?.coordinator.pollTaskIssue() === undefined,
+    healthy: () => prefetch?.coordinator.pollTaskIssue() === undefined && storeReachable(),
     prefetch,
     async close() {
       resolveDraining();

@@ -2,6 +2,7 @@
 // A bad value fails start-up with a message naming the variable.
 import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
+import { loadEtcdConfig, type EtcdConfig } from "./config-replicas.js";
 
 export type BusKind = "none" | "memory" | "redis";
 export type IsolationBackendPreference = "auto" | "tensorflow-gpu" | "tensorflow" | "wasm" | "js";
@@ -40,6 +41,8 @@ export interface KasminaConfig {
   state: StateKind;
   statePath: string;
   maxTrainingRuns: number;
+  /** KASMINA_STATE=etcd only (DESIGN §2.4): endpoints, lease, advertised address, credentials. */
+  etcd: EtcdConfig | undefined;
   /** Client-controlled bounds (DESIGN §2.0; README "Limits"). */
   limits: KasminaLimits;
   /** Problems worth a line in the log that do not stop start-up (never the secret itself). */
@@ -79,7 +82,7 @@ export const MAX_QUOTED_CHARS = 128;
 /** Seconds a command may be issued in the future (CommandVerifier's default skew). */
 export const FUTURE_SKEW_SECONDS = 5;
 
-export type StateKind = "sqlite" | "memory";
+export type StateKind = "sqlite" | "memory" | "etcd";
 
 export class ConfigError extends Error {
   constructor(
@@ -224,6 +227,9 @@ export function loadConfig(env: Env = process.env): KasminaConfig {
     throw new ConfigError("KASMINA_REDIS_URL", `expected a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}`);
   }
   const prometheus = raw(env, "KASMINA_PROMETHEUS_PORT");
+  const host = raw(env, "KASMINA_HOST") ?? "127.0.0.1";
+  const port = num(env, "KASMINA_PORT", 50051, integer(0, 65535));
+  const state = oneOf<StateKind>(env, "KASMINA_STATE", "sqlite", ["sqlite", "memory", "etcd"]);
   const fallback = env["KASMINA_FALLBACK_BLUEPRINT"];
   const nonceTtlSeconds = num(env, "KASMINA_NONCE_TTL_SECONDS", 300, positive);
   const freshnessWindowSeconds = num(env, "KASMINA_FRESHNESS_WINDOW_SECONDS", 60, positive);
@@ -240,8 +246,8 @@ export function loadConfig(env: Env = process.env): KasminaConfig {
   const warnings: string[] = [];
   return {
     secret: secret(env, warnings),
-    host: raw(env, "KASMINA_HOST") ?? "127.0.0.1",
-    port: num(env, "KASMINA_PORT", 50051, integer(0, 65535)),
+    host,
+    port,
     bus: oneOf<BusKind>(env, "KASMINA_BUS", "none", ["none", "memory", "redis"]),
     redisUrl,
     cacheTtlSeconds: num(env, "KASMINA_CACHE_TTL_SECONDS", 300, positive),
@@ -274,9 +280,9 @@ export function loadConfig(env: Env = process.env): KasminaConfig {
     authToken: raw(env, "KASMINA_AUTH_TOKEN"),
     limits: limits(env),
     warnings,
-    // etcd (DESIGN §2.4) is a later issue: refusing it here beats silently keeping state elsewhere.
-    state: oneOf<StateKind>(env, "KASMINA_STATE", "sqlite", ["sqlite", "memory"]),
+    state,
     statePath: raw(env, "KASMINA_STATE_PATH") ?? "kasmina-data/kasmina.db",
     maxTrainingRuns: num(env, "KASMINA_MAX_TRAINING_RUNS", 64, integer(1, 1_000_000)),
+    etcd: state === "etcd" ? loadEtcdConfig(env, host, port) : undefined,
   };
 }

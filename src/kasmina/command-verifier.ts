@@ -62,6 +62,14 @@ export class NonceLedger {
     return out;
   }
 
+  /**
+   * Forgets entries whose commit failed without an answer (a replicated store): the store, not this
+   * cache, decides whether they were taken, so a resent command is judged by the store.
+   */
+  forget(ids: Iterable<string>): void {
+    for (const id of ids) this.expiries.delete(id);
+  }
+
   /** Puts back entries saved before a restart; expired ones are skipped. Oldest expiry first keeps the purge order. */
   restore(entries: Iterable<{ id: string; expiresAtMs: number }>): void {
     const now = this.clock.monotonic();

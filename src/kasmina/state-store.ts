@@ -5,6 +5,7 @@
 // unsent packet), so a change is small and an etcd implementation can wrap each change in one
 // transaction guarded by the run's ownership key (its fencing condition). The nonce ledger is one
 // per service, each entry put-if-absent with its own wall-clock expiry.
+import type { RunOwnership } from "./run-ownership.js";
 
 export interface NonceEntry {
   readonly id: string;
@@ -40,6 +41,11 @@ export interface StateStore {
   /** Resolves once every change submitted so far is durable (or has failed). */
   settled(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Replicated stores only (etcd, DESIGN §2.4): runs are not in load() but taken over one at a time
+   * through acquire(), and served only while owned. Undefined for SQLite and memory.
+   */
+  readonly ownership?: RunOwnership;
 }
 
 /** A nonce another call (or replica) already holds: the change was not applied. */

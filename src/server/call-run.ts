@@ -4,6 +4,7 @@
 import { invalidArgument } from "../kasmina/errors.js";
 import { RUN_ID_PATTERN, type TrainingRun, type TrainingRuns } from "../kasmina/training-runs.js";
 import type { CallContext } from "./adapter.js";
+import type { NonceEntry } from "../kasmina/state-store.js";
 
 export const RUN_METADATA_KEY = "kasmina-training-run";
 
@@ -22,9 +23,12 @@ export class CallRuns {
     return value;
   }
 
-  /** The run this call selects, created by its first call (RESOURCE_EXHAUSTED past the limit). */
-  forCall(context: Pick<CallContext, "metadata">): TrainingRun {
-    return this.runs.open(this.runIdOf(context));
+  /**
+   * The run this call selects, created by its first call (RESOURCE_EXHAUSTED past the limit); with
+   * replicas, taken over and loaded first, or UNAVAILABLE naming the replica that owns it.
+   */
+  forCall(context: Pick<CallContext, "metadata">): TrainingRun | Promise<TrainingRun> {
+    return this.runs.take(this.runIdOf(context));
   }
 
   /**
@@ -33,12 +37,18 @@ export class CallRuns {
    * counts as the run's last activity.
    */
   async within<T>(context: Pick<CallContext, "metadata">, work: (run: TrainingRun) => T | Promise<T>, activity = true): Promise<T> {
-    const run = this.forCall(context);
+    const run = await this.forCall(context);
     let result: T;
+    // The nonces this call's work registered, taken before anything else can run: another call's
+    // commit must not carry them (with replicas a nonce is claimed in its own call's transaction).
+    let nonces: NonceEntry[] | undefined;
     try {
-      result = await work(run);
+      const pending = work(run);
+      nonces = this.runs.takeNonces();
+      result = await pending;
     } finally {
-      await this.runs.commit(run, activity);
+      nonces ??= this.runs.takeNonces();
+      await this.runs.commit(run, activity, nonces);
     }
     return result;
   }

@@ -287,7 +287,9 @@ export function createKasminaApi(options: ApiOptions): Pick<
       if (watchers >= limits.maxWatchers) {
         throw resourceExhausted(`${watchers} WatchTelemetry streams are open, the limit is ${limits.maxWatchers} (KASMINA_MAX_WATCHERS)`);
       }
-      const run = runs.forCall(context);
+      // Synchronous unless a replica must take the run over first: a watcher subscribes in its call's turn.
+      const taken = runs.forCall(context);
+      const run = taken instanceof Promise ? await taken : taken;
       const { manager } = run;
       // Each watcher has its own bounded ring (the same PacketLog the service drains): a slow
       // watcher loses its oldest packets, counted, instead of making the server buffer without bound.
@@ -334,6 +336,8 @@ export function createKasminaApi(options: ApiOptions): Pick<
         context.signal.removeEventListener("abort", stop);
         run.closed.removeEventListener("abort", finish);
       }
+      // A replica that stopped serving the run ends its watchers UNAVAILABLE (DESIGN §2.4).
+      if (closing && run.closed.reason instanceof KasminaError) throw run.closed.reason;
     },
 
     getStatus(_request, context): Promise<GetStatusResponse> {

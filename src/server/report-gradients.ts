@@ -65,7 +65,9 @@ export function createGradientApi(options: GradientApiOptions): {
   const { runs, backendName } = options;
   return {
     async reportGradients(requests, context) {
-      const run = runs.forCall(context);
+      // Synchronous unless a replica must take the run over first: a watcher subscribes in its call's turn.
+      const taken = runs.forCall(context);
+      const run = taken instanceof Promise ? await taken : taken;
       const { manager } = run;
       let seedId: string | undefined;
       let session: IsolationSession | undefined;

@@ -1,6 +1,7 @@
 // The single mapping from domain errors to gRPC status codes.
 import { status as Status, type ServiceError, Metadata } from "@grpc/grpc-js";
 import { KasminaError, type KasminaErrorCode } from "../kasmina/errors.js";
+import { OWNER_METADATA_KEY, RunOwnedElsewhere } from "../kasmina/run-ownership.js";
 
 const CODES: Record<KasminaErrorCode, Status> = {
   invalid_argument: Status.INVALID_ARGUMENT,
@@ -21,5 +22,8 @@ export function toServiceError(error: unknown, log: (message: string) => void): 
     // Internal details go to the log, never to the client.
     log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   }
-  return { code: CODES[normalised.code], details: normalised.message, metadata: new Metadata() };
+  const metadata = new Metadata();
+  // DESIGN §2.4: the replica that serves the run, so the client can send the call there.
+  if (error instanceof RunOwnedElsewhere) metadata.set(OWNER_METADATA_KEY, error.owner);
+  return { code: CODES[normalised.code], details: normalised.message, metadata };
 }
