@@ -12,6 +12,7 @@ import { isolationSessionFactory, selectBackend, type IsolationSessionConfig } f
 import { otelTracing } from "./infra/otel-tracing.js";
 import { createPrefetch, type PrefetchStack } from "./prefetch/setup.js";
 import { noopTracing, type TracingPort } from "./kasmina/ports.js";
+import { managerSnapshot, registerOperatorGauges } from "./kasmina/operator-gauges.js";
 
 export interface AppDeps {
   metrics: MetricsPort;
@@ -86,6 +87,9 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     trainingRunId: config.trainingRunId,
     isolation: isolationSessionFactory(sessionConfig),
   });
+  // Operator gauges, read at scrape time; one snapshot per training run (today the one manager).
+  const runId = config.trainingRunId ?? "default";
+  registerOperatorGauges(deps.metrics, () => [managerSnapshot(runId, manager)]);
   const healthListeners: ((healthy: boolean) => void)[] = [];
   const setHealthy = (healthy: boolean): void => healthListeners.forEach((listener) => listener(healthy));
   let lastIssue: string | undefined;
