@@ -157,7 +157,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.max_receive_message_length": config.maxMessageBytes,
     "grpc.max_send_message_length": config.maxMessageBytes,
   });
+  const drainOver = new AbortController();
   const adapterOptions: AdapterOptions = {
+    shuttingDown: drainOver.signal,
     authToken: config.authToken,
     log,
     duration: options.metrics.histogram("rpc.server.call.duration", "Duration of inbound gRPC calls", "s"),
@@ -189,11 +191,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       draining = true;
       setServing(false);
       await new Promise<void>((resolve) => {
+        // At the grace's end, open client streams are ended with UNAVAILABLE; whatever is still
+        // open a moment later is cut off.
+        const endStreams = setTimeout(() => drainOver.abort(), graceMs);
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();
-        }, graceMs);
+        }, graceMs + 500);
         server.tryShutdown(() => {
+          clearTimeout(endStreams);
           clearTimeout(timer);
           resolve();
         });
