@@ -47,6 +47,9 @@ import {
 
 export type LifecyclePacing = "driven" | "immediate";
 
+/** The largest alpha_steps AdvanceAlphaResponse can carry (uint32). */
+export const MAX_ALPHA_STEPS = 0xffff_ffff;
+
 /** What the isolation engine offers the manager: one session per seed (spec §13). */
 export interface IsolationSessionHandle {
   readonly collecting: boolean;
@@ -882,7 +885,8 @@ export class SeedManager {
     const ctx = this.seeds.get(seedId);
     if (ctx === undefined) return undefined;
     if (ctx.stage === Stage.SEED_STAGE_BLENDING) {
-      ctx.alphaSteps += Math.max(steps, 0);
+      // Saturates: alpha_steps is a uint32 on the wire, and past the schedule's end alpha is 1 anyway.
+      ctx.alphaSteps = Math.min(ctx.alphaSteps + Math.max(steps, 0), MAX_ALPHA_STEPS);
       ctx.alpha = this.alphaSchedule.value(ctx.alphaSteps);
       ctx.metadata.set("alpha", fmt(ctx.alpha, 4));
     }
