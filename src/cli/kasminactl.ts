@@ -194,6 +194,11 @@ export function commandFromFile(path: string, env: Io["env"], now: () => number 
     const ms = now();
     command.issuedAt = { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
   }
+  // ts-proto's encoder omits a map value of -0 (it tests `!== 0`), so the server would see +0 and
+  // the signature over -0 would not match: send the value it will decode.
+  const payload = command.payload;
+  const floats = payload?.$case === "seedOperation" ? payload.value.parameters : payload?.$case === "optimizerAdjustment" ? payload.value.hyperparameters : undefined;
+  for (const [key, value] of floats ?? []) if (Object.is(value, -0)) floats?.set(key, 0);
   // A signature in the file would be stale once issuedAt or commandId changed: always sign afresh.
   command.annotations.delete("signature");
   command.annotations.set("signature", signCommand(command, secret));

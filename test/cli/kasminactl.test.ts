@@ -190,3 +190,13 @@ describe("kasminactl over mutual TLS with a bearer token", () => {
     expect(halfPair.code).toBe(2);
   });
 });
+
+describe("regression: a -0 parameter in a command file", () => {
+  it("is sent as the +0 the server decodes, so its signature verifies", async () => {
+    // JSON.stringify writes -0 as 0: the file text keeps the sign.
+    const raw = tempJson(undefined, JSON.stringify(germinateJson("ctl-minus-zero")).replace('"blueprintId":"BP001"', '"blueprintId":"BP001","parameters":{"lr":-0}'));
+    const sent = await ctl(["--target", target, "send", raw], signed);
+    expect(sent.stderr).toBe("");
+    expect(sent.code).toBe(0);
+  });
+});
