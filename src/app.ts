@@ -8,6 +8,7 @@ import { SeedManager } from "./kasmina/seed-manager.js";
 import type { KasminaApi } from "./server/api.js";
 import { createKasminaApi } from "./server/kasmina-api.js";
 import { createGradientApi } from "./server/report-gradients.js";
+import { createSketchApi } from "./server/gradient-sketch.js";
 import { isolationSessionFactory, selectBackend, type IsolationSessionConfig } from "./isolation/index.js";
 import { otelTracing } from "./infra/otel-tracing.js";
 import { createPrefetch, type PrefetchStack } from "./prefetch/setup.js";
@@ -141,6 +142,7 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
       metrics: deps.metrics,
     }),
     ...createGradientApi({ manager, sessionConfig, backendName: isolationBackend }),
+    ...createSketchApi({ manager, sessionConfig, backendName: isolationBackend, maxMessageBytes: config.maxMessageBytes }),
   };
   return {
     api,

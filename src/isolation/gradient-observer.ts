@@ -2,6 +2,7 @@
 // seed paths differ only in which accumulator and which stash they use, so the side is a parameter
 // rather than a second copy of the code.
 
+import { pairingVariance } from "./dot-variance.js";
 import type { DotPair, ReductionBackend } from "./reduction-backend.js";
 
 export type ObserverSide = "host" | "seed";
@@ -20,12 +21,14 @@ export interface ObserverState {
   hostNormSq: number;
   seedNormSq: number;
   dot: number;
+  /** Σ over pairings of the variance of each sampled dot term (DESIGN §2.3); 0 in exact mode. */
+  dotVariance: number;
   /** Pairing stashes per side, keyed by parameter key; at most one side holds a key at a time. */
   readonly stash: Readonly<Record<ObserverSide, Map<string, Float32Array>>>;
 }
 
 export function emptyObserverState(): ObserverState {
-  return { hostNormSq: 0, seedNormSq: 0, dot: 0, stash: { host: new Map(), seed: new Map() } };
+  return { hostNormSq: 0, seedNormSq: 0, dot: 0, dotVariance: 0, stash: { host: new Map(), seed: new Map() } };
 }
 
 /** A copy whose maps can change without touching the original (stashed arrays are shared, never mutated). */
@@ -34,6 +37,7 @@ export function cloneObserverState(s: ObserverState): ObserverState {
     hostNormSq: s.hostNormSq,
     seedNormSq: s.seedNormSq,
     dot: s.dot,
+    dotVariance: s.dotVariance,
     stash: { host: new Map(s.stash.host), seed: new Map(s.stash.seed) },
   };
 }
@@ -48,11 +52,18 @@ export class PendingDots {
     this.scales.push(scale);
   }
 
-  /** dot += value × scale, in the order the pairings happened (the original's order of additions). */
+  /**
+   * dot += value × scale, in the order the pairings happened (the original's order of additions);
+   * each pairing's variance adds to dotVariance (numel = scale × samples, exactly, by construction).
+   */
   settle(state: ObserverState, backend: ReductionBackend): void {
     if (this.pairs.length === 0) return;
     const values = backend.dotBatch(this.pairs);
-    for (let i = 0; i < values.length; i++) state.dot += values[i] * this.scales[i];
+    for (let i = 0; i < values.length; i++) {
+      const [a, b] = this.pairs[i];
+      state.dot += values[i] * this.scales[i];
+      state.dotVariance += pairingVariance(Math.round(this.scales[i] * a.length), a, b);
+    }
   }
 }
 

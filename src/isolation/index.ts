@@ -13,6 +13,8 @@ export {
   type IsolationSessionConfig,
 } from "./isolation-session.js";
 export { jsBackend } from "./js-backend.js";
+export { pairingVariance } from "./dot-variance.js";
+export { MAX_PARAM_KEY_LENGTH, SketchError, stageSketches, type GradientSketchInput, type SketchErrorKind } from "./sketch-pass.js";
 export {
   partialFisherYates,
   randomProjectionSampler,

@@ -17,6 +17,8 @@ export interface IsolationAccumulators {
 }
 
 export interface IsolationSnapshot extends IsolationStats, IsolationAccumulators {
+  /** √(Σ pairing variances) of the sampled dot product (DESIGN §2.3); 0 in exact mode. */
+  readonly dotStandardError: number;
   /** verify(): |dotProduct| ≤ threshold. */
   readonly isolated: boolean;
   /** Observers installed (between open and close). */

@@ -20,6 +20,7 @@ import type {
 } from "./isolation-report.js";
 import { firstNonFinite, jsBackend, sumSquaresF32 } from "./js-backend.js";
 import { randomProjectionSampler, type ProjectionSampler } from "./projection-sampler.js";
+import { stageSketches, type GradientSketchInput } from "./sketch-pass.js";
 import type { ReductionBackend } from "./reduction-backend.js";
 
 export const DEFAULT_ISOLATION_THRESHOLD = 1e-6;
@@ -106,6 +107,11 @@ export class IsolationSession {
     };
   }
 
+  /** √ of the summed pairing variances (DESIGN §2.3). */
+  dotStandardError(): number {
+    return Math.sqrt(this.state.dotVariance);
+  }
+
   accumulators(): IsolationAccumulators {
     return { hostNormSq: this.state.hostNormSq, seedNormSq: this.state.seedNormSq, dotProduct: this.state.dot };
   }
@@ -119,6 +125,7 @@ export class IsolationSession {
     return {
       ...this.stats(),
       ...this.accumulators(),
+      dotStandardError: this.dotStandardError(),
       isolated: this.verify(),
       active: this.isActive,
       collecting: this.collecting,
@@ -159,6 +166,21 @@ export class IsolationSession {
   /** Starts a streamed backward pass; feed its chunks, then commit or abort it. Passes may overlap. */
   beginPass(): GradientPass {
     return new GradientPass(this.passTarget);
+  }
+
+  /** DESIGN §2.3 GetProjection: the key's plan, prepared on first use and fixed afterwards. */
+  prepareProjection(paramKey: string, numel: number): ParamPlan {
+    return this.planFor(paramKey, numel);
+  }
+
+  preparedPlan(paramKey: string): ParamPlan | undefined {
+    return this.plans.get(paramKey);
+  }
+
+  /** DESIGN §2.3 ReportGradientSketch: one pass, staged by sketch-pass.ts, applied like a committed stream. */
+  applySketch(sketches: readonly GradientSketchInput[]): PassResult {
+    const staged = stageSketches(this, sketches);
+    return this.applyPass(staged.observations, staged.elements, sketches.length);
   }
 
   private planFor(paramKey: string, numel: number): ParamPlan {

@@ -12,6 +12,8 @@ import type {
   FinalizeStepResponse,
   GetIsolationStatsRequest,
   GetIsolationStatsResponse,
+  GetProjectionRequest,
+  GetProjectionResponse,
   GetRollbackPayloadRequest,
   GetRollbackPayloadResponse,
   GetStatusRequest,
@@ -24,6 +26,8 @@ import type {
   RegisterTeacherResponse,
   ReportGradientsRequest,
   ReportGradientsResponse,
+  ReportGradientSketchRequest,
+  ReportGradientSketchResponse,
   UpdateEpochRequest,
   UpdateEpochResponse,
   WatchTelemetryRequest,
@@ -53,6 +57,8 @@ export interface KasminaApi {
     context: CallContext,
   ) => Promise<void>;
   getStatus: Unary<GetStatusRequest, GetStatusResponse>;
+  getProjection: Unary<GetProjectionRequest, GetProjectionResponse>;
+  reportGradientSketch: Unary<ReportGradientSketchRequest, ReportGradientSketchResponse>;
 }
 
 const unimplemented = (method: string) => (): never => {
@@ -76,5 +82,7 @@ export function unimplementedApi(): KasminaApi {
     drainTelemetry: unimplemented("DrainTelemetry"),
     watchTelemetry: async () => unimplemented("WatchTelemetry")(),
     getStatus: unimplemented("GetStatus"),
+    getProjection: unimplemented("GetProjection"),
+    reportGradientSketch: unimplemented("ReportGradientSketch"),
   };
 }

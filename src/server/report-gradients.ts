@@ -22,13 +22,13 @@ export interface GradientApiOptions {
   backendName: string;
 }
 
-function report(seedId: string, snapshot: IsolationSnapshot | undefined, violations: number, backend: string): IsolationReport {
+export function report(seedId: string, snapshot: IsolationSnapshot | undefined, violations: number, backend: string): IsolationReport {
   return {
     seedId,
     hostNorm: snapshot?.hostNorm ?? 0,
     seedNorm: snapshot?.seedNorm ?? 0,
     dotProduct: snapshot?.dotProduct ?? 0,
-    dotStandardError: 0,
+    dotStandardError: snapshot?.dotStandardError ?? 0,
     isolated: snapshot?.isolated ?? true,
     seedViolations: violations,
     collecting: snapshot?.collecting ?? false,

@@ -86,6 +86,8 @@ function implementation(api: KasminaApi, options: AdapterOptions): UntypedServic
     getRollbackPayload: u(s.getRollbackPayload, api.getRollbackPayload),
     drainTelemetry: u(s.drainTelemetry, api.drainTelemetry),
     getStatus: u(s.getStatus, api.getStatus),
+    getProjection: u(s.getProjection, api.getProjection),
+    reportGradientSketch: u(s.reportGradientSketch, api.reportGradientSketch),
     reportGradients: clientStream<Buffer, Awaited<ReturnType<KasminaApi["reportGradients"]>>>(
       s.reportGradients.path,
       options,

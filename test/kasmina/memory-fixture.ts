@@ -1,4 +1,4 @@
-// Typed loader for the golden recordings under ../shared/fixtures/memory (read-only).
+// Typed loader for the golden recordings under test/fixtures/memory (read-only).
 
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
