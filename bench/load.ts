@@ -98,7 +98,7 @@ function job(address: string, count: number): MixJob {
     address,
     ops: MIX.map(({ name, path, stream }) => ({ name, path, stream })),
     schedule: MIX.flatMap((m, i) => Array.from({ length: m.weight }, () => i)),
-    clients: Array.from({ length: CLIENTS }, (_, c) => Object.fromEntries(MIX.map((m) => [m.name, m.inputs(c, Math.ceil((perClient * m.weight) / totalWeight) + 1)]))),
+    clients: Array.from({ length: CLIENTS }, (_, c) => Object.fromEntries(MIX.map((m) => [m.name, m.inputs(c, Math.ceil((perClient * m.weight) / totalWeight) + m.weight)]))),
     count,
   };
 }
