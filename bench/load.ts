@@ -1,5 +1,6 @@
 // Mixed load: 8 concurrent clients (on a worker thread, as trainers run in their own processes)
-// each run a schedule of ApplyCommand, FinalizeStep, UpdateEpoch and ReportGradients for a fixed
+// each run a schedule of ApplyCommand, FinalizeStep, UpdateEpoch, ReportGradients and
+// ReportGradientSketch for a fixed
 // total count, against Kasmina and, in the same run, against a bare grpc-js server whose handlers
 // do nothing (same paths, same bytes). Prints throughput, p50/p99 per RPC, errors (must be 0), the
 // ratio to the bare server, and the service's RSS growth per 100k calls after a warm-up.
@@ -18,6 +19,7 @@ import {
   FinalizeStepRequest,
   GradientSide,
   KasminaServiceService as S,
+  ReportGradientSketchRequest,
   ReportGradientsRequest,
   UpdateEpochRequest,
 } from "../generated/esper/kasmina/v1/kasmina.js";
@@ -73,6 +75,36 @@ function gradientPass(client: number): Input[] {
   return [chunks];
 }
 
+/** The values gradientPass sends for one parameter (so a sketch describes the same gradients). */
+function passValues(p: number): Float32Array {
+  const values = new Float32Array(PASS_NUMEL);
+  for (let offset = 0; offset < PASS_NUMEL; offset += PASS_NUMEL / 2) {
+    for (let i = 0; i < PASS_NUMEL / 2; i++) values[offset + i] = Math.fround(Math.sin(p + offset + i) * 1e-3);
+  }
+  return values;
+}
+
+/** Per client seed: the service's projection indices per parameter key (filled by GetProjection at set-up). */
+const projections = new Map<number, Map<string, number[]>>();
+
+/** One ReportGradientSketch pass: Σg² and g at the service's indices, for the same gradients as gradientPass. */
+function sketch(client: number): Input[] {
+  const sketches = [GradientSide.GRADIENT_SIDE_HOST, GradientSide.GRADIENT_SIDE_SEED].flatMap((side) =>
+    Array.from({ length: PASS_PARAMS }, (_, p) => {
+      const values = passValues(p);
+      const indices = projections.get(client)?.get(`${side}.p${p}`) ?? [];
+      return {
+        paramKey: `${side}.p${p}`,
+        side,
+        numel: BigInt(PASS_NUMEL),
+        sumSquares: values.reduce((n, v) => n + v * v, 0),
+        sampledValues: Buffer.from(Float32Array.from(indices, (i) => values[i] ?? 0).buffer),
+      };
+    }),
+  );
+  return [ReportGradientSketchRequest.encode({ seedId: seedOf(client), sketches }).finish()];
+}
+
 interface MixEntry extends MixOp {
   /** Calls of this RPC in every `totalWeight` calls. */
   weight: number;
@@ -80,14 +112,14 @@ interface MixEntry extends MixOp {
   inputs: (client: number, n: number) => Input[];
 }
 
-// The mix. Adding an RPC is one line (ReportGradientSketch, once its handler is merged:
-//   { name: "ReportGradientSketch", path: S.reportGradientSketch.path, stream: false, weight: 1, inputs: (c) => [sketch(c)] },
+// The mix: adding an RPC is one line.
 const MIX: MixEntry[] = [
   { name: "ApplyCommand", path: S.applyCommand.path, stream: false, weight: 4, inputs: commands },
   { name: "FinalizeStep", path: S.finalizeStep.path, stream: false, weight: 2, inputs: (_c, n) => Array.from({ length: Math.min(n, 1000) }, (_, i) => FinalizeStepRequest.encode({ stepIndex: BigInt(i) }).finish()) },
   // One run is shared by every client here, so the epoch stays put (a smaller one would be refused).
   { name: "UpdateEpoch", path: S.updateEpoch.path, stream: false, weight: 1, inputs: () => [UpdateEpochRequest.encode({ epoch: 1 }).finish()] },
   { name: "ReportGradients", path: S.reportGradients.path, stream: true, weight: 1, inputs: gradientPass },
+  { name: "ReportGradientSketch", path: S.reportGradientSketch.path, stream: false, weight: 1, inputs: sketch },
 ];
 
 function job(address: string, count: number): MixJob {
@@ -154,7 +186,11 @@ async function main(): Promise<void> {
     });
     cmd.annotations.set("signature", signCommand(cmd, SECRET));
     await app.api.applyCommand({ command: cmd }, ctx);
+    const keys = [GradientSide.GRADIENT_SIDE_HOST, GradientSide.GRADIENT_SIDE_SEED].flatMap((side) => Array.from({ length: PASS_PARAMS }, (_, p) => `${side}.p${p}`));
+    const { projections: got } = await app.api.getProjection({ seedId: seedOf(c), parameters: keys.map((paramKey) => ({ paramKey, numel: BigInt(PASS_NUMEL) })) }, ctx);
+    projections.set(c, new Map(got.map((p) => [p.paramKey, p.indices.map(Number)])));
   }
+  // (The bare run, before this, sent sketches without samples: it reads no bytes.)
   const warm = await runLoad<MixResult>(job(server.address, WARMUP));
   const rssBefore = rssMiB();
   const result = await runLoad<MixResult>(job(server.address, CALLS));

@@ -40,11 +40,11 @@ type MethodName = keyof typeof KasminaServiceService;
 const METHODS = Object.keys(KasminaServiceService) as MethodName[];
 
 /**
- * RPCs whose handlers land with other branches (training runs, gradient sketches). Until they are
- * merged grpc-js answers UNIMPLEMENTED for them; that allowance is this set and nothing else.
- * REMOVE an entry when its handler is merged.
+ * RPCs whose handlers land with another branch (training runs). Until it is merged grpc-js answers
+ * UNIMPLEMENTED for them; that allowance is this set and nothing else. REMOVE an entry when its
+ * handler is merged (GetProjection and ReportGradientSketch came with the sketch slice).
  */
-const NOT_YET_IMPLEMENTED = new Set<MethodName>(["listTrainingRuns", "closeTrainingRun", "getProjection", "reportGradientSketch"]);
+const NOT_YET_IMPLEMENTED = new Set<MethodName>(["listTrainingRuns", "closeTrainingRun"]);
 
 /** What a hostile request may get back: a considered answer, never UNKNOWN, INTERNAL or a hang. */
 const ALLOWED: ReadonlySet<number> = new Set([
@@ -113,11 +113,20 @@ const unaryBases: Record<Exclude<MethodName, "reportGradients">, (rng: Rng) => U
   listTrainingRuns: () => new Uint8Array(0),
   closeTrainingRun: (rng) => CloseTrainingRunRequest.encode({ trainingRunId: rng.pick(["default", "ghost-run", ""]) }).finish(),
   getProjection: (rng) => GetProjectionRequest.encode({ seedId: seedIdOf(rng), parameters: [{ paramKey: "h.weight", numel: 16n }] }).finish(),
-  reportGradientSketch: (rng) =>
-    ReportGradientSketchRequest.encode({
-      seedId: seedIdOf(rng),
-      sketches: [{ paramKey: "h.weight", side: GradientSide.GRADIENT_SIDE_HOST, numel: 16n, sumSquares: 1.5, sampledValues: f32([0.1, 0.2]) }],
-    }).finish(),
+  // Projections of these parameters are prepared at set-up; with 256 samples and numel ≤ 256 the
+  // indices are every element, so the sampled values are the whole gradient.
+  reportGradientSketch: (rng) => {
+    const host = Array.from({ length: 16 }, (_, i) => 0.01 * (i + rng.int(3)));
+    const seed = Array.from({ length: 8 }, (_, i) => -0.02 * (i + 1));
+    const sq = (v: number[]): number => v.reduce((n, x) => n + Math.fround(x) ** 2, 0);
+    return ReportGradientSketchRequest.encode({
+      seedId: rng.next() < 0.8 ? rng.pick(["s1", "s2"]) : seedIdOf(rng),
+      sketches: [
+        { paramKey: "h.weight", side: GradientSide.GRADIENT_SIDE_HOST, numel: 16n, sumSquares: sq(host), sampledValues: f32(host) },
+        { paramKey: "seed.w", side: GradientSide.GRADIENT_SIDE_SEED, numel: 8n, sumSquares: sq(seed), sampledValues: f32(seed) },
+      ],
+    }).finish();
+  },
 };
 
 /** A valid ReportGradients pass for a collecting seed: host and seed parameters, split in chunks. */
@@ -234,7 +243,11 @@ beforeAll(async () => {
     });
     cmd.annotations.set("signature", signCommand(cmd, SECRET));
     expect(await unaryCall(client, KasminaServiceService.applyCommand.path, ApplyCommandRequest.encode({ command: cmd }).finish())).toMatchObject({ code: Status.OK });
+    const projection = GetProjectionRequest.encode({ seedId, parameters: [{ paramKey: "h.weight", numel: 16n }, { paramKey: "seed.w", numel: 8n }] }).finish();
+    expect(await unaryCall(client, KasminaServiceService.getProjection.path, projection)).toMatchObject({ code: Status.OK });
   }
+  // The pristine sketch is a valid pass (so mutations start from an accepted message).
+  expect(await unaryCall(client, KasminaServiceService.reportGradientSketch.path, unaryBases.reportGradientSketch(new Rng(1)))).toMatchObject({ code: Status.OK });
 });
 
 afterAll(async () => {
