@@ -201,11 +201,11 @@ async function main(): Promise<void> {
 
   const errors = [...warm.perOp, ...result.perOp].reduce((n, o) => n + o.errors, 0);
   console.log(`Mixed load over loopback: ${CLIENTS} clients, one call in flight each, ${result.calls} calls (after ${warm.calls} warm-up); weights ${MIX.map((m) => `${m.name} ${m.weight}`).join(", ")}`);
-  console.log(`${"RPC".padEnd(18)} ${"calls".padStart(8)} ${"errors".padStart(7)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)}   bare p50 / p99 ms`);
+  console.log(`${"RPC".padEnd(22)} ${"calls".padStart(8)} ${"errors".padStart(7)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)}   bare p50 / p99 ms`);
   for (const op of result.perOp) {
     const b = bareResult.perOp.find((x) => x.name === op.name);
     console.log(
-      `${op.name.padEnd(18)} ${String(op.calls).padStart(8)} ${String(op.errors).padStart(7)} ${op.p50.toFixed(3).padStart(8)} ${op.p99.toFixed(3).padStart(8)}   ${b?.p50.toFixed(3)} / ${b?.p99.toFixed(3)}${op.firstError === "" ? "" : `   first error: ${op.firstError}`}`,
+      `${op.name.padEnd(22)} ${String(op.calls).padStart(8)} ${String(op.errors).padStart(7)} ${op.p50.toFixed(3).padStart(8)} ${op.p99.toFixed(3).padStart(8)}   ${b?.p50.toFixed(3)} / ${b?.p99.toFixed(3)}${op.firstError === "" ? "" : `   first error: ${op.firstError}`}`,
     );
   }
   console.log(`throughput kasmina ${result.rate.toFixed(0)} calls/s, bare grpc-js ${bareResult.rate.toFixed(0)} calls/s, ratio ${(result.rate / bareResult.rate).toFixed(2)}`);
