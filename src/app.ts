@@ -20,6 +20,7 @@ import { EtcdStateStore } from "./infra/etcd-state-store.js";
 import { StateStoreError, type StateStore } from "./kasmina/state-store.js";
 import { TrainingRuns } from "./kasmina/training-runs.js";
 import { CallRuns } from "./server/call-run.js";
+import { managerSnapshot, registerOperatorGauges } from "./kasmina/operator-gauges.js";
 
 export interface AppDeps {
   metrics: MetricsPort;
@@ -207,6 +208,8 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
     throw error;
   }
   const callRuns = new CallRuns(runs);
+  // Operator gauges, read at scrape time: one snapshot per training run this process serves.
+  registerOperatorGauges(deps.metrics, () => runs.list().map((run) => managerSnapshot(run.id, run.manager)));
   let resolveDraining: () => void = () => undefined;
   const draining = new Promise<void>((resolve) => {
     resolveDraining = resolve;

@@ -9,6 +9,9 @@ import { info, warning } from "./telemetry.js";
 import { fmt, type GcReport, type ParameterSpecInput } from "./run-types.js";
 import { KernelGrafting } from "./kernel-grafting.js";
 
+/** The largest alpha_steps AdvanceAlphaResponse can carry (uint32). */
+export const MAX_ALPHA_STEPS = 0xffff_ffff;
+
 /** Driven pacing (DESIGN decision 27): the stage each seed operation needs, the stage it moves to and its gate. */
 const DRIVEN_STEPS: ReadonlyMap<SeedOperation, { from: Stage; to: Stage; gate: Gate | undefined }> = new Map([
   [SeedOperation.SEED_OP_START_TRAINING, { from: Stage.SEED_STAGE_GERMINATED, to: Stage.SEED_STAGE_TRAINING, gate: Gate.SEED_GATE_G1_GRADIENT_HEALTH }],
@@ -113,7 +116,8 @@ export abstract class LifecycleAdvance extends KernelGrafting {
     const ctx = this.state.seeds.get(seedId);
     if (ctx === undefined) return undefined;
     if (ctx.stage === Stage.SEED_STAGE_BLENDING) {
-      ctx.alphaSteps += Math.max(steps, 0);
+      // Saturates: alpha_steps is a uint32 on the wire, and past the schedule's end alpha is 1 anyway.
+      ctx.alphaSteps = Math.min(ctx.alphaSteps + Math.max(steps, 0), MAX_ALPHA_STEPS);
       ctx.alpha = this.alphaSchedule.value(ctx.alphaSteps);
       ctx.metadata.set("alpha", fmt(ctx.alpha, 4));
     }

@@ -40,10 +40,22 @@ export interface Histogram {
   record(value: number, attributes?: MetricAttributes): void;
 }
 
+/** One value an observable gauge reports at collection time. */
+export interface GaugeObservation {
+  readonly value: number;
+  readonly attributes?: MetricAttributes;
+}
+
 /** The metrics sink of the domain layer; instrument names are binding (DESIGN §2). */
 export interface MetricsPort {
   counter(name: string, description: string, unit?: string): Counter;
   histogram(name: string, description: string, unit?: string): Histogram;
+  /**
+   * A gauge read when the exporter collects (a scrape), not pushed: `observe` is called then and
+   * its observations are the gauge's whole current value. Optional so that sinks which only count
+   * (test recorders) need not implement it; the composition root registers gauges where it exists.
+   */
+  observableGauge?(name: string, description: string, observe: () => Iterable<GaugeObservation>, unit?: string): void;
 }
 
 const noopCounter: Counter = { add: () => undefined };
@@ -52,6 +64,7 @@ const noopHistogram: Histogram = { record: () => undefined };
 export const noopMetrics: MetricsPort = {
   counter: () => noopCounter,
   histogram: () => noopHistogram,
+  observableGauge: () => undefined,
 };
 
 /** A span as the domain sees it: ended exactly once, OK or ERROR with a reason. */

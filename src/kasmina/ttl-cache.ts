@@ -60,6 +60,13 @@ export class TtlCache<V> {
   private hits = 0;
   private misses = 0;
   private evictions = 0;
+  // While expiries rise in Map order (new keys, one TTL, a monotonic clock: the telemetry cache) a
+  // sweep stops at the first live entry, so the per-command sweep costs what it removes rather than
+  // the whole cache (found by bench/load: ApplyCommand slowed from 0.6 to 10 ms at 160k packets).
+  // Refreshing a key in place or storing a finite expiry after a later one breaks the order; then
+  // sweeps scan everything until the cache is empty again.
+  private ordered = true;
+  private lastExpiry = Number.NEGATIVE_INFINITY;
 
   constructor(options: TtlCacheOptions) {
     this.clock = options.clock;
@@ -125,8 +132,9 @@ export class TtlCache<V> {
       if (slot.expiry < now) {
         this.store.delete(key);
         removed += 1;
-      }
+      } else if (this.ordered) break;
     }
+    this.resetOrderIfEmpty();
     this.recordEvictions(removed, cause);
     return removed;
   }
@@ -152,6 +160,12 @@ export class TtlCache<V> {
     this.hits = 0;
     this.misses = 0;
     this.evictions = 0;
+    // What clear() keeps is pinned (no expiry): those are in order among themselves.
+    if (this.store.size > 0 && [...this.store.values()].every((slot) => slot.pinned)) {
+      this.ordered = true;
+      this.lastExpiry = Number.POSITIVE_INFINITY;
+    }
+    this.resetOrderIfEmpty();
     // Reported after the reset: the listener's running totals outlive the cache's own stats.
     if (options.evictionCause !== undefined && removed > 0) {
       this.onEviction?.(removed, options.evictionCause);
@@ -192,12 +206,22 @@ export class TtlCache<V> {
   private write(key: string, value: V, expiry: number, pinned: boolean): void {
     const slot = this.store.get(key);
     if (slot === undefined) {
+      if (expiry < this.lastExpiry) this.ordered = false;
+      else this.lastExpiry = expiry;
       this.store.set(key, { expiry, value, pinned });
     } else {
+      // The key keeps its place in the Map with a new expiry.
+      if (expiry !== slot.expiry) this.ordered = false;
       slot.expiry = expiry;
       slot.value = value;
       slot.pinned = pinned;
     }
+  }
+
+  private resetOrderIfEmpty(): void {
+    if (this.store.size > 0) return;
+    this.ordered = true;
+    this.lastExpiry = Number.NEGATIVE_INFINITY;
   }
 
   private recordEvictions(count: number, cause: EvictionCause): void {

@@ -29,9 +29,16 @@ export interface AdapterOptions {
   authToken: string | undefined;
   duration: Histogram;
   log: (message: string) => void;
+  /**
+   * Aborted when the server's drain grace is over: client streams still open are ended with
+   * UNAVAILABLE (nothing of them applied; the client may retry) instead of being cut off.
+   */
+  shuttingDown?: AbortSignal;
 }
 
 /** The call guard checks first (all services); this keeps handlers safe when used without it. */
+const SHUTTING_DOWN = "the server is shutting down: this stream was not applied; send it again";
+
 function authorise(options: AdapterOptions, metadata: Metadata): void {
   const problem = authProblem(options.authToken, metadata);
   if (problem !== undefined) throw new KasminaError("unauthenticated", problem);
@@ -89,19 +96,30 @@ export function clientStream<Req, Res>(
   return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => {
     const started = performance.now();
     const context = contextFor(method, call);
+    let shutDown = false;
+    const onShutdown = (): void => {
+      shutDown = true;
+      // Ends the handler's read loop; a pass is applied only at the end of a whole stream.
+      call.destroy();
+    };
+    options.shuttingDown?.addEventListener("abort", onShutdown, { once: true });
     const run = async (): Promise<Res> => {
       authorise(options, call.metadata);
       // The call is a Readable in object mode: async iteration pulls one message at a time, which
       // gives the stream its backpressure.
       return handler(call as AsyncIterable<Req>, context);
     };
+    const settled = (): void => options.shuttingDown?.removeEventListener("abort", onShutdown);
     run().then(
       (response) => {
+        settled();
         finish(options, method, started, Status.OK);
         callback(null, response);
       },
       (error: unknown) => {
-        const serviceError = toServiceError(context.signal.aborted ? context.signal.reason : error, options.log);
+        settled();
+        const cause = shutDown ? new KasminaError("unavailable", SHUTTING_DOWN) : context.signal.aborted ? context.signal.reason : error;
+        const serviceError = toServiceError(cause, options.log);
         finish(options, method, started, serviceError.code ?? Status.UNKNOWN);
         // Stop reading the rest of a rejected stream.
         call.destroy();

@@ -227,7 +227,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.max_connection_age_grace_ms": limits.connectionAgeGraceMs,
     interceptors: [callGuard({ authToken: config.authToken, streamIdleMs: limits.streamIdleMs })],
   });
+  const drainOver = new AbortController();
   const adapterOptions: AdapterOptions = {
+    shuttingDown: drainOver.signal,
     authToken: config.authToken,
     log,
     duration: options.metrics.histogram("rpc.server.call.duration", "Duration of inbound gRPC calls", "s"),
@@ -260,11 +262,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       draining = true;
       setServing(false);
       await new Promise<void>((resolve) => {
+        // At the grace's end, open client streams are ended with UNAVAILABLE; whatever is still
+        // open a moment later is cut off.
+        const endStreams = setTimeout(() => drainOver.abort(), graceMs);
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();
-        }, graceMs);
+        }, graceMs + 500);
         server.tryShutdown(() => {
+          clearTimeout(endStreams);
           clearTimeout(timer);
           resolve();
         });
