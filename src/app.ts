@@ -179,6 +179,7 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
         fallbackBlueprintId: config.fallbackBlueprint,
         embargoSeconds: config.embargoSeconds,
         cacheTtlSeconds: config.cacheTtlSeconds,
+        telemetryCacheMaxEntries: config.limits.telemetryCacheMaxEntries,
         gcFrequency: config.gcFrequency,
         alphaTotalSteps: config.alphaTotalSteps,
         alphaTemperature: config.alphaTemperature,

@@ -67,6 +67,8 @@ export interface KasminaLimits {
   maxExactCopyBytes: number;
   /** KASMINA_MAX_WATCHERS: concurrent WatchTelemetry streams. */
   maxWatchers: number;
+  /** KASMINA_TELEMETRY_CACHE_MAX_ENTRIES: packets one run's telemetry cache keeps within their TTL. */
+  telemetryCacheMaxEntries: number;
   /** KASMINA_MAX_ANNOTATIONS: annotation entries per command. */
   maxAnnotations: number;
   /** KASMINA_MAX_ANNOTATION_BYTES: UTF-8 bytes of annotation keys and values (and issued_by) per command. */
@@ -194,6 +196,7 @@ function limits(env: Env): KasminaLimits {
     maxSessionParameters: num(env, "KASMINA_MAX_SESSION_PARAMETERS", 16_384, count),
     maxExactCopyBytes: num(env, "KASMINA_MAX_EXACT_COPY_BYTES", 1024 * 1024 * 1024, integer(0, Number.MAX_SAFE_INTEGER)),
     maxWatchers: num(env, "KASMINA_MAX_WATCHERS", 64, count),
+    telemetryCacheMaxEntries: num(env, "KASMINA_TELEMETRY_CACHE_MAX_ENTRIES", 1024, count),
     maxAnnotations: num(env, "KASMINA_MAX_ANNOTATIONS", 64, count),
     maxAnnotationBytes: num(env, "KASMINA_MAX_ANNOTATION_BYTES", 16 * 1024, integer(256, 2 ** 31 - 1)),
     maxRegisteredParameters: num(env, "KASMINA_MAX_REGISTERED_PARAMETERS", 65_536, count),

@@ -22,6 +22,8 @@ export interface MemoryGovernorOptions {
   readonly metrics?: MetricsPort;
   readonly kernelTtlSeconds?: number;
   readonly telemetryTtlSeconds?: number;
+  /** Bound on the telemetry cache's entries (oldest evicted first, cause `capacity`); unbounded when absent. */
+  readonly telemetryMaxEntries?: number;
   /** ≤ 0 disables periodic GC (not clamped, as the original). */
   readonly gcFrequency?: number;
   /**
@@ -86,6 +88,7 @@ export class MemoryGovernor<K = unknown, T = unknown> {
     this.telemetryCache = new TtlCache<T>({
       clock: options.clock,
       ttlSeconds: options.telemetryTtlSeconds ?? DEFAULT_TTL_SECONDS,
+      ...(options.telemetryMaxEntries === undefined ? {} : { maxEntries: options.telemetryMaxEntries }),
       onEviction: (count, cause) => this.onEviction("telemetry", count, cause),
     });
   }
@@ -176,7 +179,8 @@ export class MemoryGovernor<K = unknown, T = unknown> {
 
   private onEviction(cache: GovernedCache, count: number, cause: EvictionCause): void {
     this.evictionCounter.add(count, { "kasmina.cache": cache, "kasmina.eviction.cause": cause });
-    if (cause === "emergency") {
+    // The memory_gc event reports expirations (KAS-H1-001); a clear or a capacity eviction is not one.
+    if (cause === "emergency" || cause === "capacity") {
       return;
     }
     if (cache === "kernel") {

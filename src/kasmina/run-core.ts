@@ -80,6 +80,7 @@ export abstract class RunCore {
       metrics,
       kernelTtlSeconds: options.cacheTtlSeconds ?? 300,
       telemetryTtlSeconds: options.cacheTtlSeconds ?? 300,
+      ...(options.telemetryCacheMaxEntries === undefined ? {} : { telemetryMaxEntries: options.telemetryCacheMaxEntries }),
       gcFrequency: options.gcFrequency ?? 10,
     });
     const capacity = options.gpuCacheCapacity ?? 32;

@@ -49,6 +49,8 @@ export interface SeedManagerOptions {
   /** ≤ 0 disables the GPU kernel cache. */
   gpuCacheCapacity?: number;
   cacheTtlSeconds?: number;
+  /** KASMINA_TELEMETRY_CACHE_MAX_ENTRIES: packets the telemetry cache keeps within their TTL. */
+  telemetryCacheMaxEntries?: number;
   gcFrequency?: number;
   alphaTotalSteps?: number;
   alphaTemperature?: number;

@@ -9,9 +9,10 @@ export const DEFAULT_TTL_SECONDS = 300;
 
 /**
  * Why entries left a cache: `expired_get` (lazy expiry on read), `cleanup` (an explicit TTL
- * sweep), `gc` (the sweep inside a periodic GC) or `emergency` (emergency cleanup).
+ * sweep), `gc` (the sweep inside a periodic GC), `emergency` (emergency cleanup) or `capacity`
+ * (the oldest entry made room for a new one in a cache with a bound on its entries).
  */
-export type EvictionCause = "expired_get" | "cleanup" | "gc" | "emergency";
+export type EvictionCause = "expired_get" | "cleanup" | "gc" | "emergency" | "capacity";
 
 /** Called once per operation that evicted at least one entry. */
 export type EvictionListener = (count: number, cause: EvictionCause) => void;
@@ -21,6 +22,12 @@ export interface TtlCacheOptions {
   /** Not clamped: zero and negative TTLs are legal (entries are born expired, spec fixtures). */
   readonly ttlSeconds?: number;
   readonly onEviction?: EvictionListener;
+  /**
+   * At most this many entries; a new key past it evicts the oldest unpinned entry (cause
+   * `capacity`). Unbounded when absent: what a client can make the service store must be bounded
+   * (the telemetry cache holds every packet for its TTL, so it takes one).
+   */
+  readonly maxEntries?: number;
 }
 
 export interface TtlCacheStats {
@@ -55,6 +62,7 @@ export class TtlCache<V> {
   readonly ttlSeconds: number;
   private readonly clock: Clock;
   private readonly onEviction: EvictionListener | undefined;
+  private readonly maxEntries: number;
   // Map keeps insertion order, and re-setting an existing key keeps its position (as the original).
   private readonly store = new Map<string, Slot<V>>();
   private hits = 0;
@@ -70,6 +78,7 @@ export class TtlCache<V> {
 
   constructor(options: TtlCacheOptions) {
     this.clock = options.clock;
+    this.maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;
     this.ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     this.onEviction = options.onEviction;
   }
@@ -197,7 +206,9 @@ export class TtlCache<V> {
   /** Puts back entries (in insertion order) and counters saved before a restart (DESIGN §2.2). */
   restore(entries: Iterable<TtlCacheEntry<V>>, counters: { hits: number; misses: number; evictions: number }): void {
     this.store.clear();
-    for (const e of entries) this.store.set(e.key, { expiry: e.expiry, value: e.value, pinned: e.pinned });
+    this.resetOrderIfEmpty();
+    // Through write(), so the sweep's order tracking holds for restored entries too.
+    for (const e of entries) this.write(e.key, e.value, e.expiry, e.pinned);
     this.hits = counters.hits;
     this.misses = counters.misses;
     this.evictions = counters.evictions;
@@ -206,6 +217,7 @@ export class TtlCache<V> {
   private write(key: string, value: V, expiry: number, pinned: boolean): void {
     const slot = this.store.get(key);
     if (slot === undefined) {
+      if (this.store.size >= this.maxEntries) this.evictOldest();
       if (expiry < this.lastExpiry) this.ordered = false;
       else this.lastExpiry = expiry;
       this.store.set(key, { expiry, value, pinned });
@@ -215,6 +227,17 @@ export class TtlCache<V> {
       slot.expiry = expiry;
       slot.value = value;
       slot.pinned = pinned;
+    }
+  }
+
+  /** Makes room for one entry: the oldest unpinned one goes (Map order is insertion order). */
+  private evictOldest(): void {
+    for (const [key, slot] of this.store) {
+      if (slot.pinned) continue;
+      this.store.delete(key);
+      this.resetOrderIfEmpty();
+      this.recordEvictions(1, "capacity");
+      return;
     }
   }
 

@@ -127,7 +127,7 @@ describe("SIGTERM during an open ReportGradients stream (the real process)", () 
     harness = await startHarness();
     const h = harness;
     await collecting(h.client, h.clock, "s");
-    const before = accumulators((await h.app.api.getIsolationStats({ seedId: "s" }, undefined as never)).report);
+    const before = accumulators((await h.app.api.getIsolationStats({ seedId: "s" }, { metadata: new Metadata() } as never)).report);
     const chunks = pass("s");
     const s = openStream(h.client);
     for (const chunk of chunks.slice(0, chunks.length - 1)) s.write(chunk);
@@ -136,7 +136,7 @@ describe("SIGTERM during an open ReportGradients stream (the real process)", () 
     await h.server.shutdown(200);
     const { error } = await s.result;
     expect(error?.code).toBe(status.UNAVAILABLE);
-    expect(accumulators((await h.app.api.getIsolationStats({ seedId: "s" }, undefined as never)).report)).toEqual(before);
+    expect(accumulators((await h.app.api.getIsolationStats({ seedId: "s" }, { metadata: new Metadata() } as never)).report)).toEqual(before);
   });
 });
 

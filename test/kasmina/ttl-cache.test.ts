@@ -199,3 +199,38 @@ describe("TtlCache", () => {
     });
   });
 });
+
+describe("TtlCache bounds (the telemetry cache held every packet for its TTL: 1.1 GiB per 100k calls under bench:load)", () => {
+  it("a cache with maxEntries evicts its oldest unpinned entry, counted with cause capacity", () => {
+    const clock = new FakeClock(100);
+    const evicted: Array<[number, EvictionCause]> = [];
+    const cache = new TtlCache<number>({ clock, maxEntries: 3, onEviction: (count, cause) => evicted.push([count, cause]) });
+    cache.setPinned("teacher", 0);
+    cache.set("a", 1);
+    cache.set("b", 2);
+    cache.set("a", 10); // a refresh is no new entry
+    expect(evicted).toEqual([]);
+    cache.set("c", 3);
+    expect(evicted).toEqual([[1, "capacity"]]);
+    expect([...cache.entries()].map((e) => e.key)).toEqual(["teacher", "b", "c"]);
+    expect(cache.stats()).toMatchObject({ size: 3, evictions: 1 });
+    for (let i = 0; i < 1000; i++) cache.set(`k${i}`, i);
+    expect(cache.stats().size).toBe(3);
+    expect(cache.get("teacher")).toBe(0);
+  });
+
+  it("entries restored out of expiry order are all swept (the early-stop sweep must not trust restored order)", () => {
+    const clock = new FakeClock(100);
+    const cache = new TtlCache<number>({ clock, ttlSeconds: 10 });
+    cache.restore(
+      [
+        { key: "late", expiry: 200, value: 1, pinned: false },
+        { key: "early", expiry: 150, value: 2, pinned: false },
+      ],
+      { hits: 0, misses: 0, evictions: 0 },
+    );
+    clock.advance(60); // now 160: "early" has expired, "late" has not
+    expect(cache.cleanup("cleanup")).toBe(1);
+    expect([...cache.entries()].map((e) => e.key)).toEqual(["late"]);
+  });
+});
