@@ -109,14 +109,15 @@ def test_a_client_of_the_other_replica_reaches_the_owner_and_follows_the_run_aft
         while True:
             try:
                 response = client.apply_command(third, sign=False)
-                print(f"recovered {time.monotonic() - killed:.2f} s after the kill")
+                assert response.seed.seed_id == "seed-3"
                 break
             except KasminaError as error:
+                if unavailable and error.reason == "nonce_replayed":
+                    break  # an earlier call's answer was lost after it applied: the seed check below says once
                 assert error.code == grpc.StatusCode.UNAVAILABLE, error
                 unavailable += 1
                 assert time.monotonic() < deadline, f"no new owner within the lease TTL plus 6 s: {error}"
-        print(f"failover: {unavailable} UNAVAILABLE answers")
-        assert response.seed.seed_id == "seed-3"
+        print(f"new owner served {time.monotonic() - killed:.2f} s after the kill ({unavailable} UNAVAILABLE answers)")
         assert client.target == other.address
         assert _seed_ids(client) == ["seed-1", "seed-2", "seed-3"]
 
