@@ -85,10 +85,13 @@ describe("A whitespace-only secret is accepted; a secret file loses only one new
     writeFileSync(file, "another-secret\n");
     chmodSync(file, 0o640);
     const child = spawnKasmina({ ESPER_LEYLINE_SECRET_FILE: file });
-    await child.ready();
-    expect(child.stderr()).toMatch(/configuration warning: ESPER_LEYLINE_SECRET_FILE: .* \(mode 640\)/);
-    expect(child.output()).not.toContain("another-secret");
-    expect((await child.stop()).code).toBe(0);
+    try {
+      await child.ready();
+      expect(child.stderr()).toMatch(/configuration warning: ESPER_LEYLINE_SECRET_FILE: .* \(mode 640\)/);
+      expect(child.output()).not.toContain("another-secret");
+    } finally {
+      expect((await child.stop()).code).toBe(0);
+    }
   });
 });
 

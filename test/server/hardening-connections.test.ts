@@ -98,6 +98,7 @@ describe("One connection holds memory at will", () => {
       after = process.memoryUsage().arrayBuffers - before;
     }
     // While held, the server buffered most of the 80 MiB; once ended, it is released.
+    if (process.env["KASMINA_PRINT_FIGURES"] !== undefined) console.log(`raw streams: held ${(held / 2 ** 20).toFixed(0)} MiB, after ${(after / 2 ** 20).toFixed(1)} MiB`);
     expect(held).toBeGreaterThan(40 * 1024 * 1024);
     expect(after).toBeLessThan(16 * 1024 * 1024);
     // The connection itself stays usable.
