@@ -227,8 +227,8 @@ export async function createApp(config: KasminaConfig, deps: AppDeps): Promise<A
       maxMessageBytes: config.maxMessageBytes,
       limits: config.limits,
     }),
-    ...createGradientApi({ runs: callRuns, sessionConfig, backendName: isolationBackend }),
-    ...createSketchApi({ runs: callRuns, sessionConfig, backendName: isolationBackend, maxMessageBytes: config.maxMessageBytes }),
+    ...createGradientApi({ runs: callRuns, sessionConfig, backendName: isolationBackend, metrics: deps.metrics }),
+    ...createSketchApi({ runs: callRuns, sessionConfig, backendName: isolationBackend, maxMessageBytes: config.maxMessageBytes, metrics: deps.metrics }),
   };
   return {
     api,

@@ -15,7 +15,8 @@ import type { SeedManager } from "../kasmina/seed-manager.js";
 import type { CallContext } from "./adapter.js";
 import type { CallRuns } from "./call-run.js";
 import { checkIdLength, quote } from "./limits.js";
-import { report } from "./report-gradients.js";
+import type { MetricsPort } from "../kasmina/ports.js";
+import { isolationReportDuration, report } from "./report-gradients.js";
 
 export interface SketchApiOptions {
   /** Sessions are per run: each call works on the run its metadata selects. */
@@ -25,6 +26,7 @@ export interface SketchApiOptions {
   backendName: string;
   /** KASMINA_MAX_MESSAGE_BYTES: a GetProjection reply must fit in one message. */
   maxMessageBytes: number;
+  metrics?: MetricsPort;
 }
 
 /** Wire bytes of one index at most (a uint64 varint), plus per-projection framing. */
@@ -79,6 +81,7 @@ export function createSketchApi(options: SketchApiOptions): {
   reportGradientSketch: (request: ReportGradientSketchRequest, context: CallContext) => Promise<ReportGradientSketchResponse>;
 } {
   const { runs, backendName } = options;
+  const duration = isolationReportDuration(options.metrics);
   return {
     getProjection(request, context) {
       const seedId = requireSeedId(request.seedId);
@@ -130,6 +133,7 @@ export function createSketchApi(options: SketchApiOptions): {
     },
 
     reportGradientSketch(request, context) {
+      const started = performance.now();
       const seedId = requireSeedId(request.seedId);
       // A recorded violation is state (DESIGN §2.2): committed before the report answers.
       return runs.within(context, ({ manager }) => {
@@ -151,6 +155,9 @@ export function createSketchApi(options: SketchApiOptions): {
         if (result.applied && !result.snapshot.isolated) manager.recordIsolationViolation(seedId);
         const violations = manager.seedView(seedId)?.isolationViolations ?? 0;
         return { report: report(seedId, session === undefined ? undefined : result.snapshot, violations, backendName) };
+      }).then((response) => {
+        duration.record((performance.now() - started) / 1000, { "kasmina.isolation.pass": "sketch" });
+        return response;
       });
     },
   };

@@ -18,6 +18,7 @@ import {
   type IsolationSnapshot,
 } from "../isolation/index.js";
 import { invalidArgument, notFound, resourceExhausted } from "../kasmina/errors.js";
+import { noopMetrics, type Histogram, type MetricsPort } from "../kasmina/ports.js";
 import type { SeedManager } from "../kasmina/seed-manager.js";
 import type { CallContext } from "./adapter.js";
 import type { CallRuns } from "./call-run.js";
@@ -36,6 +37,14 @@ export interface GradientApiOptions {
   /** Configuration of the sessions the manager opens; used for a scratch session that only validates. */
   sessionConfig: IsolationSessionConfig;
   backendName: string;
+  metrics?: MetricsPort;
+}
+
+/** DESIGN §2 binding name: seconds from a pass's first message to its report, by pass kind. */
+export const ISOLATION_REPORT_DURATION = "kasmina.isolation.report.duration";
+
+export function isolationReportDuration(metrics: MetricsPort | undefined): Histogram {
+  return (metrics ?? noopMetrics).histogram(ISOLATION_REPORT_DURATION, "Time from a pass's first gradient message to its isolation report", "s");
 }
 
 export function report(seedId: string, snapshot: IsolationSnapshot | undefined, violations: number, backend: string): IsolationReport {
@@ -63,6 +72,7 @@ export function createGradientApi(options: GradientApiOptions): {
   getIsolationStats: (request: GetIsolationStatsRequest, context: CallContext) => Promise<GetIsolationStatsResponse>;
 } {
   const { runs, backendName } = options;
+  const duration = isolationReportDuration(options.metrics);
   return {
     async reportGradients(requests, context) {
       // Synchronous unless a replica must take the run over first: a watcher subscribes in its call's turn.
@@ -73,10 +83,12 @@ export function createGradientApi(options: GradientApiOptions): {
       let session: IsolationSession | undefined;
       let pass: ReturnType<IsolationSession["beginPass"]> | undefined;
       let index = 0;
+      let started = 0;
       try {
         for await (const chunk of requests) {
           if (context.signal.aborted) break;
           if (seedId === undefined) {
+            started = performance.now();
             checkIdLength(chunk.seedId, "chunk 1: seed_id");
             if (chunk.seedId.trim() === "") throw invalidArgument("chunk 1: seed_id must not be empty");
             seedId = chunk.seedId;
@@ -112,6 +124,7 @@ export function createGradientApi(options: GradientApiOptions): {
         const violations = manager.seedView(seedId)?.isolationViolations ?? 0;
         // A recorded violation is state (DESIGN §2.2): committed before the report answers.
         await runs.runs.commit(run);
+        duration.record((performance.now() - started) / 1000, { "kasmina.isolation.pass": "full" });
         return { report: report(seedId, session === undefined ? undefined : result.snapshot, violations, backendName) };
       } finally {
         pass?.abort();

@@ -18,6 +18,7 @@ import { spawnKasmina } from "../support/process.js";
 import { command, germinate, seedOp, startHarness, type Harness } from "../support/harness.js";
 import { freePort } from "../support/redis-server.js";
 import { Metadata } from "@grpc/grpc-js";
+import { GradientSide } from "../../generated/esper/kasmina/v1/kasmina.js";
 
 class TestReader extends MetricReader {
   constructor() {
@@ -81,6 +82,35 @@ describe("OpenTelemetry instruments", () => {
     expect(byStatus.get("/esper.kasmina.v1.KasminaService/ApplyCommand 0")).toMatchObject({ count: 71 });
     expect(byStatus.get("/esper.kasmina.v1.KasminaService/ApplyCommand 7")).toMatchObject({ count: 1 }); // PERMISSION_DENIED
     expect(byStatus.get("/esper.kasmina.v1.KasminaService/AdvanceAlpha 5")).toMatchObject({ count: 1 }); // NOT_FOUND
+  });
+
+  it("records kasmina.isolation.report.duration for every full and sketch pass (a DESIGN §2 name that had no instrument)", async () => {
+    const reader = new TestReader();
+    provider = new MeterProvider({ readers: [reader] });
+    harness = await startHarness({}, new OtelMetrics(provider.getMeter("kasmina-test")));
+    const { client, clock } = harness;
+    await call(client, client.registerHost, { parameters: [{ key: "h", shape: [4], trainable: true, elementBytes: 4 }] });
+    await call(client, client.applyCommand, { command: germinate(clock, "s") });
+    const values = Buffer.from(new Float32Array([1, 2, 3, 4]).buffer);
+    await new Promise<void>((resolve, reject) => {
+      const c = client.reportGradients((error) => (error ? reject(error) : resolve()));
+      c.write({ seedId: "s", paramKey: "h", side: GradientSide.GRADIENT_SIDE_HOST, numel: 4n, offset: 0n, values });
+      c.end();
+    });
+    await call(client, client.getProjection, { seedId: "s", parameters: [{ paramKey: "h", numel: 4n }] });
+    await call(client, client.reportGradientSketch, {
+      seedId: "s",
+      sketches: [{ paramKey: "h", side: GradientSide.GRADIENT_SIDE_HOST, numel: 4n, sumSquares: 30, sampledValues: values }],
+    });
+    // A refused pass is no report: it records nothing.
+    await call(client, client.reportGradientSketch, { seedId: "s", sketches: [] }).catch(() => undefined);
+
+    const data = await metric(reader, "kasmina.isolation.report.duration");
+    expect(data?.dataPointType).toBe(DataPointType.HISTOGRAM);
+    expect(data?.descriptor.unit).toBe("s");
+    const byPass = new Map(data?.dataPoints.map((p) => [String(p.attributes["kasmina.isolation.pass"]), p.value]));
+    expect(byPass.get("full")).toMatchObject({ count: 1 });
+    expect(byPass.get("sketch")).toMatchObject({ count: 1 });
   });
 
   it("a slow WatchTelemetry client loses its oldest packets, counted, instead of growing the server", async () => {
