@@ -1,7 +1,5 @@
 // kasminactl runs / close-run / --run against the real built server, as DESIGN §2.1 defines
-// ListTrainingRuns, CloseTrainingRun and the kasmina-training-run metadata key. These need the
-// training-runs handlers (another branch): until they are merged the server answers UNIMPLEMENTED
-// and these tests fail; they are kept apart from kasminactl.test.ts for that reason.
+// ListTrainingRuns, CloseTrainingRun and the kasmina-training-run metadata key.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SECRET } from "../support/harness.js";
 import { spawnKasmina, type KasminaProcess } from "../support/process.js";

@@ -39,11 +39,6 @@ const SEED = Number(process.env["KASMINA_HOSTILE_SEED"] ?? Math.floor(Math.rando
 type MethodName = keyof typeof KasminaServiceService;
 const METHODS = Object.keys(KasminaServiceService) as MethodName[];
 
-/**
- * RPCs whose handlers land with another branch (training runs). Until it is merged grpc-js answers
- * UNIMPLEMENTED for them; that allowance is this set and nothing else. REMOVE an entry when its
- * handler is merged (GetProjection and ReportGradientSketch came with the sketch slice).
- */
 /** What a hostile request may get back: a considered answer, never UNKNOWN, INTERNAL or a hang. */
 const ALLOWED: ReadonlySet<number> = new Set([
   Status.OK,
