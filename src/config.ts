@@ -98,7 +98,8 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function raw(env: Env, name: string): string | undefined {
+/** A variable's trimmed value; unset or blank ⇒ undefined. */
+export function raw(env: Env, name: string): string | undefined {
   const value = env[name];
   return value === undefined || value.trim() === "" ? undefined : value.trim();
 }
@@ -129,7 +130,8 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
   return text as T;
 }
 
-function existingFile(env: Env, name: string): string | undefined {
+/** A path variable whose file must be readable (ConfigError naming the variable otherwise). */
+export function existingFile(env: Env, name: string): string | undefined {
   const path = raw(env, name);
   if (path === undefined) return undefined;
   try {
