@@ -6,6 +6,9 @@
 // ratio to the bare server, and the service's RSS growth per 100k calls after a warm-up.
 //
 //   npm run bench:load                 BENCH_CALLS (100000), BENCH_CLIENTS (8)
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Metadata, Server, ServerCredentials, type ServerReadableStream } from "@grpc/grpc-js";
 import { runLoad, type MixJob, type MixOp, type MixResult } from "./load-worker.js";
 import { createApp } from "../src/app.js";
@@ -164,7 +167,17 @@ function rssMiB(): number {
 
 async function main(): Promise<void> {
   // Pre-signed commands must stay fresh for the whole run, and the ledger must outlive the window.
-  const config = loadConfig({ ESPER_LEYLINE_SECRET: SECRET, KASMINA_PORT: "0", KASMINA_FRESHNESS_WINDOW_SECONDS: "3600", KASMINA_NONCE_TTL_SECONDS: "3700" });
+  // The store is the default one (SQLite, every acknowledged call durable) in a throwaway file;
+  // BENCH_STATE=memory measures the same mix without durability.
+  const stateDir = mkdtempSync(join(tmpdir(), "kasmina-bench-load-"));
+  const config = loadConfig({
+    ESPER_LEYLINE_SECRET: SECRET,
+    KASMINA_PORT: "0",
+    KASMINA_FRESHNESS_WINDOW_SECONDS: "3600",
+    KASMINA_NONCE_TTL_SECONDS: "3700",
+    KASMINA_STATE: process.env["BENCH_STATE"] ?? "sqlite",
+    KASMINA_STATE_PATH: join(stateDir, "kasmina.db"),
+  });
   const log = (): void => undefined;
 
   const bare = await bareServer();
@@ -198,9 +211,11 @@ async function main(): Promise<void> {
   const status = await app.api.getStatus({}, ctx);
   await app.close();
   await server.shutdown(1000);
+  await app.closeStore();
+  rmSync(stateDir, { recursive: true, force: true });
 
   const errors = [...warm.perOp, ...result.perOp].reduce((n, o) => n + o.errors, 0);
-  console.log(`Mixed load over loopback: ${CLIENTS} clients, one call in flight each, ${result.calls} calls (after ${warm.calls} warm-up); weights ${MIX.map((m) => `${m.name} ${m.weight}`).join(", ")}`);
+  console.log(`Mixed load over loopback on the ${status.stateStore.split(":")[0]} store: ${CLIENTS} clients, one call in flight each, ${result.calls} calls (after ${warm.calls} warm-up); weights ${MIX.map((m) => `${m.name} ${m.weight}`).join(", ")}`);
   console.log(`${"RPC".padEnd(22)} ${"calls".padStart(8)} ${"errors".padStart(7)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)}   bare p50 / p99 ms`);
   for (const op of result.perOp) {
     const b = bareResult.perOp.find((x) => x.name === op.name);
