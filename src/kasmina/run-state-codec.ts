@@ -126,6 +126,8 @@ export class RunPersistence {
   private queues = new Map<string, [number, number]>();
   private packetRange: [number, number] = [0, 0];
   private tcache = new Set<string>();
+  /** The telemetry cache's change count at the last capture (-1: never captured). */
+  private tcacheChanges = -1;
   private readonly packetJson = new WeakMap<TelemetryPacket, string>();
   private readonly time: Deadlines;
   /** Creation numbers by context object, so a seed re-created under its id sorts as new. */
@@ -187,15 +189,20 @@ export class RunPersistence {
     for (let n = Math.max(this.packetRange[1], range[0]); n < range[1]; n++) puts.set(`packet/${pad(n)}`, this.json(logged[n - range[0]] as TelemetryPacket));
     this.packetRange = range;
 
-    const cached = new Set<string>();
-    for (const entry of m.memory.telemetryCache.entries()) {
-      cached.add(entry.key);
-      if (this.tcache.has(entry.key)) continue;
-      const packet = entry.value;
-      puts.set(`tcache/${entry.key}`, `{"order":${s.packetCounter},"expiresAtMs":${this.time.toWall(entry.expiry)},"packet":${this.json(packet)}}`);
+    // The cache is scanned only when it changed since the last capture (most calls add nothing).
+    const cache = m.memory.telemetryCache;
+    if (cache.changeCount !== this.tcacheChanges) {
+      const cached = new Set<string>();
+      for (const entry of cache.entries()) {
+        cached.add(entry.key);
+        if (this.tcache.has(entry.key)) continue;
+        const packet = entry.value;
+        puts.set(`tcache/${entry.key}`, `{"order":${s.packetCounter},"expiresAtMs":${this.time.toWall(entry.expiry)},"packet":${this.json(packet)}}`);
+      }
+      for (const key of this.tcache) if (!cached.has(key)) deletes.push(`tcache/${key}`);
+      this.tcache = cached;
+      this.tcacheChanges = cache.changeCount;
     }
-    for (const key of this.tcache) if (!cached.has(key)) deletes.push(`tcache/${key}`);
-    this.tcache = cached;
     // A key deleted and written again in one change (a seed re-created under its id) is written.
     return { puts, deletes: deletes.filter((key) => !puts.has(key)) };
   }

@@ -74,6 +74,8 @@ export class TtlCache<V> {
   // Refreshing a key in place or storing a finite expiry after a later one breaks the order; then
   // sweeps scan everything until the cache is empty again.
   private ordered = true;
+  // Bumped by every change to the stored entries, so the state store can skip an unchanged cache.
+  private changes = 0;
   private lastExpiry = Number.NEGATIVE_INFINITY;
 
   constructor(options: TtlCacheOptions) {
@@ -113,6 +115,7 @@ export class TtlCache<V> {
     }
     if (slot.expiry < this.clock.monotonic()) {
       this.store.delete(key);
+      this.changes += 1;
       this.misses += 1;
       this.recordEvictions(1, "expired_get");
       return undefined;
@@ -129,6 +132,7 @@ export class TtlCache<V> {
 
   /** Silent removal: not an eviction, no statistics. */
   delete(key: string): boolean {
+    this.changes += 1;
     return this.store.delete(key);
   }
 
@@ -140,6 +144,7 @@ export class TtlCache<V> {
       // Deleting the current key while iterating a Map is safe and visits every other entry once.
       if (slot.expiry < now) {
         this.store.delete(key);
+        this.changes += 1;
         removed += 1;
       } else if (this.ordered) break;
     }
@@ -159,12 +164,14 @@ export class TtlCache<V> {
       for (const [key, slot] of this.store) {
         if (!slot.pinned) {
           this.store.delete(key);
+          this.changes += 1;
           removed += 1;
         }
       }
     } else {
       removed = this.store.size;
       this.store.clear();
+      this.changes += 1;
     }
     this.hits = 0;
     this.misses = 0;
@@ -198,6 +205,11 @@ export class TtlCache<V> {
     }
   }
 
+  /** How many changes the stored entries have seen: equal numbers mean the same entries. */
+  get changeCount(): number {
+    return this.changes;
+  }
+
   /** Counters behind stats(), for the state store. */
   counters(): { hits: number; misses: number; evictions: number } {
     return { hits: this.hits, misses: this.misses, evictions: this.evictions };
@@ -206,6 +218,7 @@ export class TtlCache<V> {
   /** Puts back entries (in insertion order) and counters saved before a restart (DESIGN §2.2). */
   restore(entries: Iterable<TtlCacheEntry<V>>, counters: { hits: number; misses: number; evictions: number }): void {
     this.store.clear();
+    this.changes += 1;
     this.resetOrderIfEmpty();
     // Through write(), so the sweep's order tracking holds for restored entries too.
     for (const e of entries) this.write(e.key, e.value, e.expiry, e.pinned);
@@ -215,6 +228,7 @@ export class TtlCache<V> {
   }
 
   private write(key: string, value: V, expiry: number, pinned: boolean): void {
+    this.changes += 1;
     const slot = this.store.get(key);
     if (slot === undefined) {
       if (this.store.size >= this.maxEntries) this.evictOldest();
@@ -235,6 +249,7 @@ export class TtlCache<V> {
     for (const [key, slot] of this.store) {
       if (slot.pinned) continue;
       this.store.delete(key);
+      this.changes += 1;
       this.resetOrderIfEmpty();
       this.recordEvictions(1, "capacity");
       return;

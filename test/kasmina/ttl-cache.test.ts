@@ -234,3 +234,38 @@ describe("TtlCache bounds (the telemetry cache held every packet for its TTL: 1.
     expect([...cache.entries()].map((e) => e.key)).toEqual(["late"]);
   });
 });
+
+describe("TtlCache change count (the state store skips an unchanged cache instead of scanning it on every call)", () => {
+  it("moves on every change to the entries and never on a read", () => {
+    const clock = new FakeClock(100);
+    const cache = new TtlCache<number>({ clock, ttlSeconds: 10, maxEntries: 2 });
+    const seen = [cache.changeCount];
+    const changed = (): boolean => {
+      const now = cache.changeCount;
+      const moved = now !== seen[seen.length - 1];
+      seen.push(now);
+      return moved;
+    };
+    cache.set("a", 1);
+    expect(changed()).toBe(true);
+    cache.get("a");
+    cache.stats();
+    expect(cache.cleanup("cleanup")).toBe(0);
+    expect(changed()).toBe(false);
+    cache.set("b", 2);
+    cache.set("c", 3); // evicts "a" for capacity
+    expect(changed()).toBe(true);
+    cache.delete("b");
+    expect(changed()).toBe(true);
+    clock.advance(20);
+    expect(cache.get("c")).toBeUndefined(); // lazy expiry is a change
+    expect(changed()).toBe(true);
+    cache.set("d", 4);
+    clock.advance(20);
+    expect(cache.cleanup("cleanup")).toBe(1);
+    expect(changed()).toBe(true);
+    cache.set("e", 5);
+    cache.clear();
+    expect(changed()).toBe(true);
+  });
+});
