@@ -4,12 +4,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import type { KasminaServiceClient, WatchTelemetryResponse } from "../../generated/esper/kasmina/v1/kasmina.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
 import { CommandType, SeedOperation, type AdaptationCommand, type TelemetryPacket } from "../../src/leyline.js";
-import { call, kasminaClient } from "../support/grpc-clients.js";
+import { call, inRun, kasminaClient, refusal } from "../support/grpc-clients.js";
 import { command, germinate, SECRET, seedOp } from "../support/harness.js";
 import { spawnKasmina, type KasminaProcess } from "../support/process.js";
 
@@ -56,20 +56,6 @@ async function stopLast(signal: NodeJS.Signals): Promise<void> {
   else expect(exit?.signal).toBe("SIGKILL");
 }
 
-function inRun(id: string): Metadata {
-  const metadata = new Metadata();
-  metadata.set("kasmina-training-run", id);
-  return metadata;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("restarts of the real process (KASMINA_STATE=sqlite)", () => {
   it("answers ExportSeedStates, GetRollbackPayload, GetStatus and DrainTelemetry the same after a clean restart and after SIGKILL, and refuses replays", async () => {

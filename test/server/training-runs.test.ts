@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
 import { AggregationTemporality, DataPointType, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { afterEach, describe, expect, it } from "vitest";
 import { GradientSide, type KasminaServiceClient, type WatchTelemetryResponse } from "../../generated/esper/kasmina/v1/kasmina.js";
@@ -11,7 +11,7 @@ import { OtelMetrics } from "../../src/infra/otel-metrics.js";
 import { BreakerState } from "../../src/kasmina/circuit-breaker.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
 import { CircuitBreakerState, CommandType, SeedLifecycleStage as Stage, SeedOperation, type AdaptationCommand } from "../../src/leyline.js";
-import { call } from "../support/grpc-clients.js";
+import { call, inRun, refusal } from "../support/grpc-clients.js";
 import { waitUntil } from "../prefetch/helpers.js";
 import { breakerCommand, command, germinate, seedOp, startHarness, type Harness } from "../support/harness.js";
 
@@ -33,20 +33,6 @@ function stateEnv(store: (typeof STORES)[number]): Record<string, string> {
   return { KASMINA_STATE: "sqlite", KASMINA_STATE_PATH: join(dir, "nested", "kasmina.db") };
 }
 
-export function inRun(id: string): Metadata {
-  const metadata = new Metadata();
-  metadata.set("kasmina-training-run", id);
-  return metadata;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 const apply = (client: KasminaServiceClient, cmd: AdaptationCommand, run?: string) =>
   call(client, client.applyCommand, { command: cmd }, run === undefined ? new Metadata() : inRun(run));

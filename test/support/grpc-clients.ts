@@ -73,3 +73,20 @@ export async function reflectionServices(address: string): Promise<string[]> {
     client.close();
   }
 }
+
+/** Metadata selecting a training run (DESIGN §2.1). */
+export function inRun(id: string): Metadata {
+  const metadata = new Metadata();
+  metadata.set("kasmina-training-run", id);
+  return metadata;
+}
+
+/** The error a call that must fail fails with. */
+export async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as ServiceError;
+  }
+  throw new Error("expected the call to fail");
+}

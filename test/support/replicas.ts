@@ -1,11 +1,13 @@
 // Built Kasmina processes as replicas over one etcd (KASMINA_STATE=etcd): each on its own fixed free
 // port (so a restarted replica comes back at the same address), with helpers for calls in a run and
 // for commands signed at the current wall time (the verifier's freshness window uses real time here).
-import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
 import type { KasminaServiceClient } from "../../generated/esper/kasmina/v1/kasmina.js";
 import { FakeClock } from "../../src/kasmina/ports.js";
 import { OWNER_METADATA_KEY } from "../../src/kasmina/run-ownership.js";
-import { call, kasminaClient } from "./grpc-clients.js";
+import { call, inRun, kasminaClient, refusal } from "./grpc-clients.js";
+
+export { inRun, refusal };
 import { SECRET } from "./harness.js";
 import { spawnKasmina, type KasminaProcess } from "./process.js";
 import { freePort } from "./redis-server.js";
@@ -62,23 +64,8 @@ export class Replica {
   }
 }
 
-export function inRun(id: string): Metadata {
-  const metadata = new Metadata();
-  metadata.set("kasmina-training-run", id);
-  return metadata;
-}
-
 /** A clock at the current wall time, for signing a command now. */
 export const now = (): FakeClock => new FakeClock(0, Date.now());
-
-export async function refusal(promise: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as ServiceError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 export const ownerOf = (error: ServiceError): string | undefined => {
   const value = error.metadata?.get(OWNER_METADATA_KEY)[0];
