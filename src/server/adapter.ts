@@ -14,7 +14,6 @@ import type {
 import { status as Status } from "@grpc/grpc-js";
 import { KasminaError } from "../kasmina/errors.js";
 import type { Histogram } from "../kasmina/ports.js";
-import { authProblem } from "./auth.js";
 import { toServiceError } from "./status.js";
 
 export interface CallContext {
@@ -25,8 +24,6 @@ export interface CallContext {
 }
 
 export interface AdapterOptions {
-  /** When set, every call needs `authorization: Bearer <token>`. */
-  authToken: string | undefined;
   duration: Histogram;
   log: (message: string) => void;
   /**
@@ -36,13 +33,9 @@ export interface AdapterOptions {
   shuttingDown?: AbortSignal;
 }
 
-/** The call guard checks first (all services); this keeps handlers safe when used without it. */
+// The bearer token is checked once per call, by the call guard in front of every service
+// (server.ts), before a handler here runs.
 const SHUTTING_DOWN = "the server is shutting down: this stream was not applied; send it again";
-
-function authorise(options: AdapterOptions, metadata: Metadata): void {
-  const problem = authProblem(options.authToken, metadata);
-  if (problem !== undefined) throw new KasminaError("unauthenticated", problem);
-}
 
 interface CancellableCall {
   readonly metadata: Metadata;
@@ -71,7 +64,6 @@ export function unary<Req, Res>(
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     const started = performance.now();
     const run = async (): Promise<Res> => {
-      authorise(options, call.metadata);
       return handler(call.request, contextFor(method, call));
     };
     run().then(
@@ -104,7 +96,6 @@ export function clientStream<Req, Res>(
     };
     options.shuttingDown?.addEventListener("abort", onShutdown, { once: true });
     const run = async (): Promise<Res> => {
-      authorise(options, call.metadata);
       // The call is a Readable in object mode: async iteration pulls one message at a time, which
       // gives the stream its backpressure.
       return handler(call as AsyncIterable<Req>, context);
@@ -160,7 +151,6 @@ export function serverStream<Req, Res>(
         context.signal.addEventListener("abort", onAbort, { once: true });
       });
     const run = async (): Promise<void> => {
-      authorise(options, call.metadata);
       await handler(call.request, write, context);
     };
     run().then(

@@ -230,7 +230,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const drainOver = new AbortController();
   const adapterOptions: AdapterOptions = {
     shuttingDown: drainOver.signal,
-    authToken: config.authToken,
     log,
     duration: options.metrics.histogram("rpc.server.call.duration", "Duration of inbound gRPC calls", "s"),
   };
