@@ -4,7 +4,7 @@
 // uses (observeGradient, in the same order), so both yield the same norms, dot and verdict.
 
 import type { ObserverSide } from "./gradient-observer.js";
-import { GradientSide, type ParamPlan, type StagedObservation } from "./gradient-pass.js";
+import { GradientSide, quoteKey, type ParamPlan, type StagedObservation } from "./gradient-pass.js";
 
 /** One GradientSketch, decoded (seed_id is the RPC layer's business). */
 export interface GradientSketchInput {
@@ -49,9 +49,6 @@ export interface StagedSketchPass {
 
 /** Parameter keys are capped like every client string (DESIGN §2.0). */
 export const MAX_PARAM_KEY_LENGTH = 256;
-/** Error messages quote at most this much client input (DESIGN §2.0). */
-const QUOTE = 128;
-const quote = (text: string): string => JSON.stringify(text.length > QUOTE ? `${text.slice(0, QUOTE)}…` : text);
 
 const SIDE_LABEL: Readonly<Record<ObserverSide, string>> = { host: "HOST", seed: "SEED" };
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -77,13 +74,13 @@ export function stageSketches(source: SketchSource, sketches: readonly GradientS
     const key = sketch.paramKey;
     if (key.length === 0) throw new SketchError("invalid", `${head}: param_key is empty`);
     if (key.length > MAX_PARAM_KEY_LENGTH) {
-      throw new SketchError("invalid", `${head}: param_key ${quote(key)} is longer than ${MAX_PARAM_KEY_LENGTH} characters`);
+      throw new SketchError("invalid", `${head}: param_key ${quoteKey(key)} is longer than ${MAX_PARAM_KEY_LENGTH} characters`);
     }
     let side: ObserverSide;
     if (sketch.side === GradientSide.HOST) side = "host";
     else if (sketch.side === GradientSide.SEED) side = "seed";
-    else throw new SketchError("invalid", `${head} (param ${quote(key)}): side ${String(sketch.side)} is neither HOST (1) nor SEED (2)`);
-    const where = `${head} (param ${quote(key)}, ${SIDE_LABEL[side]})`;
+    else throw new SketchError("invalid", `${head} (param ${quoteKey(key)}): side ${String(sketch.side)} is neither HOST (1) nor SEED (2)`);
+    const where = `${head} (param ${quoteKey(key)}, ${SIDE_LABEL[side]})`;
     const numel = typeof sketch.numel === "bigint" ? (sketch.numel <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(sketch.numel) : -1) : sketch.numel;
     if (!Number.isSafeInteger(numel) || numel < 0) throw new SketchError("invalid", `${where}: numel ${String(sketch.numel)} is not a non-negative safe integer`);
     const entry = byKey.get(key) ?? {};
@@ -105,7 +102,7 @@ export function stageSketches(source: SketchSource, sketches: readonly GradientS
     if (plan === undefined || plan.numel !== numel) {
       throw new SketchError(
         "no_projection",
-        `${where}: the session has no projection of param ${quote(key)} with numel ${numel}` +
+        `${where}: the session has no projection of param ${quoteKey(key)} with numel ${numel}` +
           (plan === undefined ? "" : ` (its projection has numel ${plan.numel})`) +
           "; call GetProjection for it first",
       );
